@@ -1,0 +1,120 @@
+//! The one error type of the HTTP API.
+//!
+//! Policy: every error answers JSON `{"error": "..."}`. Errors a client can
+//! fix carry a message meant for them (the Code::Stats wording where plugins
+//! match on it). Everything else is a 5xx whose details are logged by the
+//! `log_server_errors` middleware and never shown to the client.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("You must be authenticated")]
+    Unauthenticated,
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("too many pulses, retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{message}")]
+    Unavailable {
+        message: &'static str,
+        retry_after_secs: u64,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The details of a 5xx, for the logging middleware to find.
+#[derive(Clone, Debug)]
+pub struct ErrorDetail(pub String);
+
+impl AppError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        AppError::Internal(e.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthenticated => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sql::Error> for AppError {
+    fn from(e: sql::Error) -> Self {
+        if e.is_transient() {
+            AppError::Unavailable {
+                message: "storage is unavailable, try again later",
+                retry_after_secs: 5,
+            }
+        } else {
+            AppError::Internal(e.to_string())
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            AppError::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        match &self {
+            AppError::RateLimited { retry_after_secs }
+            | AppError::Unavailable {
+                retry_after_secs, ..
+            } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(*retry_after_secs),
+                );
+            }
+            AppError::Internal(detail) => {
+                response.extensions_mut().insert(ErrorDetail(detail.clone()));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Logs every 5xx answer with its details, once, in one place.
+pub async fn log_server_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status().is_server_error() {
+        let detail = response
+            .extensions()
+            .get::<ErrorDetail>()
+            .map(|d| d.0.as_str())
+            .unwrap_or("");
+        tracing::error!(%method, %path, status = response.status().as_u16(), detail, "request failed");
+    }
+    response
+}
+
+/// A JSON 404 for every path no route serves.
+pub async fn not_found() -> AppError {
+    AppError::NotFound("not found")
+}

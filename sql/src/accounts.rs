@@ -1,0 +1,293 @@
+//! Users and their machines.
+//!
+//! Both tables are ReplacingMergeTree: a change writes a new version of the
+//! row, reads take the newest (`FINAL`). Uniqueness (usernames
+//! case-insensitively, machine names per user) is checked here before a write;
+//! accounts are changed by operators through the CLI, not concurrently by the
+//! public.
+
+use crate::{
+    db::Db,
+    error::{Error, Result},
+    migrate::now_secs,
+    names, token,
+};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct User {
+    pub user_id: u64,
+    pub username: String,
+    pub username_key: String,
+    pub email: String,
+    pub private: u8,
+    /// Unix seconds.
+    pub created_at: u32,
+    pub deleted: u8,
+    pub version: u64,
+}
+
+impl User {
+    pub fn is_private(&self) -> bool {
+        self.private != 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct Machine {
+    pub machine_id: u64,
+    pub user_id: u64,
+    pub name: String,
+    /// Hex SHA-256 of the API token; the token itself is never stored.
+    pub token_hash: String,
+    pub active: u8,
+    pub created_at: u32,
+    pub deleted: u8,
+    pub version: u64,
+}
+
+impl Machine {
+    pub fn is_active(&self) -> bool {
+        self.active != 0
+    }
+}
+
+/// What ingest needs to know about a token: whose it is.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct TokenOwner {
+    pub token_hash: String,
+    pub machine_id: u64,
+    pub machine_name: String,
+    pub user_id: u64,
+    pub username: String,
+    pub private: u8,
+}
+
+const USER_COLUMNS: &str =
+    "user_id, username, username_key, email, private, created_at, deleted, version";
+const MACHINE_COLUMNS: &str =
+    "machine_id, user_id, name, token_hash, active, created_at, deleted, version";
+
+/// A version number newer than any written before by this clock.
+fn next_version() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
+fn new_id() -> u64 {
+    // Never 0, so 0 can mean "none" in aggregates.
+    rand::random::<u64>().max(1)
+}
+
+async fn write_user(db: &Db, user: &User) -> Result<()> {
+    let mut insert = db.client().insert::<User>("users").await?;
+    insert.write(user).await?;
+    insert.end().await?;
+    Ok(())
+}
+
+async fn write_machine(db: &Db, machine: &Machine) -> Result<()> {
+    let mut insert = db.client().insert::<Machine>("machines").await?;
+    insert.write(machine).await?;
+    insert.end().await?;
+    Ok(())
+}
+
+pub async fn list_users(db: &Db) -> Result<Vec<User>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users FINAL WHERE deleted = 0 ORDER BY username_key, user_id"
+    );
+    Ok(db.client().query(&sql).fetch_all().await?)
+}
+
+/// The user named `name`, whatever its case.
+pub async fn find_user(db: &Db, name: &str) -> Result<Option<User>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users FINAL WHERE deleted = 0 AND username_key = ? LIMIT 1"
+    );
+    Ok(db
+        .client()
+        .query(&sql)
+        .bind(names::fold(name))
+        .fetch_optional()
+        .await?)
+}
+
+pub async fn get_user(db: &Db, name: &str) -> Result<User> {
+    find_user(db, name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {name:?}")))
+}
+
+pub async fn add_user(db: &Db, name: &str, email: &str, private: bool) -> Result<User> {
+    names::validate_username(name)?;
+    if let Some(existing) = find_user(db, name).await? {
+        return Err(Error::Conflict(format!(
+            "user {name:?} (as {:?})",
+            existing.username
+        )));
+    }
+    let user = User {
+        user_id: new_id(),
+        username: name.to_owned(),
+        username_key: names::fold(name),
+        email: email.to_owned(),
+        private: private.into(),
+        created_at: now_secs(),
+        deleted: 0,
+        version: next_version(),
+    };
+    write_user(db, &user).await?;
+    Ok(user)
+}
+
+pub async fn set_private(db: &Db, name: &str, private: bool) -> Result<User> {
+    let mut user = get_user(db, name).await?;
+    user.private = private.into();
+    user.version = next_version();
+    write_user(db, &user).await?;
+    Ok(user)
+}
+
+/// Deletes the user, their machines and every pulse they sent.
+pub async fn delete_user(db: &Db, name: &str) -> Result<User> {
+    let mut user = get_user(db, name).await?;
+    for machine in list_machines(db, &user).await? {
+        delete_machine_row(db, machine).await?;
+    }
+    db.client()
+        .query("ALTER TABLE pulses DELETE WHERE user_id = ?")
+        .bind(user.user_id)
+        .execute()
+        .await?;
+    user.deleted = 1;
+    user.version = next_version();
+    write_user(db, &user).await?;
+    Ok(user)
+}
+
+pub async fn list_machines(db: &Db, user: &User) -> Result<Vec<Machine>> {
+    let sql = format!(
+        "SELECT {MACHINE_COLUMNS} FROM machines FINAL \
+         WHERE deleted = 0 AND user_id = ? ORDER BY name, machine_id"
+    );
+    Ok(db
+        .client()
+        .query(&sql)
+        .bind(user.user_id)
+        .fetch_all()
+        .await?)
+}
+
+async fn get_machine(db: &Db, user: &User, name: &str) -> Result<Machine> {
+    list_machines(db, user)
+        .await?
+        .into_iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| Error::NotFound(format!("machine {name:?} of user {:?}", user.username)))
+}
+
+/// Adds a machine and returns it with its API token, which is stored only
+/// as a hash: this is the one time it can be shown.
+pub async fn add_machine(db: &Db, username: &str, name: &str) -> Result<(Machine, String)> {
+    names::validate_machine_name(name)?;
+    let user = get_user(db, username).await?;
+    if list_machines(db, &user).await?.iter().any(|m| m.name == name) {
+        return Err(Error::Conflict(format!(
+            "machine {name:?} of user {:?}",
+            user.username
+        )));
+    }
+    let token = token::generate();
+    let machine = Machine {
+        machine_id: new_id(),
+        user_id: user.user_id,
+        name: name.to_owned(),
+        token_hash: token::hash_hex(&token),
+        active: 1,
+        created_at: now_secs(),
+        deleted: 0,
+        version: next_version(),
+    };
+    write_machine(db, &machine).await?;
+    Ok((machine, token))
+}
+
+pub async fn rename_machine(db: &Db, username: &str, from: &str, to: &str) -> Result<Machine> {
+    names::validate_machine_name(to)?;
+    let user = get_user(db, username).await?;
+    let machines = list_machines(db, &user).await?;
+    if from != to && machines.iter().any(|m| m.name == to) {
+        return Err(Error::Conflict(format!(
+            "machine {to:?} of user {:?}",
+            user.username
+        )));
+    }
+    let mut machine = machines
+        .into_iter()
+        .find(|m| m.name == from)
+        .ok_or_else(|| Error::NotFound(format!("machine {from:?} of user {:?}", user.username)))?;
+    machine.name = to.to_owned();
+    machine.version = next_version();
+    write_machine(db, &machine).await?;
+    Ok(machine)
+}
+
+/// Gives the machine a new token; the old one stops working.
+pub async fn regenerate_token(db: &Db, username: &str, name: &str) -> Result<(Machine, String)> {
+    let user = get_user(db, username).await?;
+    let mut machine = get_machine(db, &user, name).await?;
+    let token = token::generate();
+    machine.token_hash = token::hash_hex(&token);
+    machine.version = next_version();
+    write_machine(db, &machine).await?;
+    Ok((machine, token))
+}
+
+/// A deactivated machine keeps its XP but its token is refused.
+pub async fn set_machine_active(db: &Db, username: &str, name: &str, active: bool) -> Result<Machine> {
+    let user = get_user(db, username).await?;
+    let mut machine = get_machine(db, &user, name).await?;
+    machine.active = active.into();
+    machine.version = next_version();
+    write_machine(db, &machine).await?;
+    Ok(machine)
+}
+
+/// Deletes the machine and the XP it sent.
+pub async fn delete_machine(db: &Db, username: &str, name: &str) -> Result<Machine> {
+    let user = get_user(db, username).await?;
+    let machine = get_machine(db, &user, name).await?;
+    delete_machine_row(db, machine).await
+}
+
+async fn delete_machine_row(db: &Db, mut machine: Machine) -> Result<Machine> {
+    db.client()
+        .query("ALTER TABLE pulses DELETE WHERE machine_id = ?")
+        .bind(machine.machine_id)
+        .execute()
+        .await?;
+    machine.deleted = 1;
+    machine.active = 0;
+    machine.version = next_version();
+    write_machine(db, &machine).await?;
+    Ok(machine)
+}
+
+/// Every token that may send pulses now: active machines of existing users.
+pub async fn active_tokens(db: &Db) -> Result<Vec<TokenOwner>> {
+    Ok(db
+        .client()
+        .query(
+            "SELECT token_hash, machine_id, name AS machine_name, user_id, username, private \
+             FROM (SELECT machine_id, user_id, name, token_hash FROM machines FINAL \
+                   WHERE deleted = 0 AND active = 1) \
+             ANY INNER JOIN (SELECT user_id, username, private FROM users FINAL WHERE deleted = 0) \
+             USING user_id",
+        )
+        .fetch_all()
+        .await?)
+}

@@ -1,0 +1,96 @@
+//! Where ClickHouse is. No URL means "the embedded default": a local
+//! `clickhouse-server` that codestats starts itself under its data dir.
+
+use crate::secret::Secret;
+use std::env;
+
+/// Database codestats' tables live in unless `CODESTATS_CLICKHOUSE_DATABASE` says otherwise.
+pub const DEFAULT_DATABASE: &str = "codestats";
+/// User for the embedded server and for a URL given without `CODESTATS_CLICKHOUSE_USER`.
+pub const DEFAULT_USER: &str = "default";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// `CODESTATS_CLICKHOUSE_URL`, e.g. `http://10.0.0.5:8123`. `None`: run the local server.
+    pub url: Option<String>,
+    /// `CODESTATS_CLICKHOUSE_USER`.
+    pub user: String,
+    /// `CODESTATS_CLICKHOUSE_PASSWORD`; never logged.
+    pub password: Secret,
+    /// `CODESTATS_CLICKHOUSE_DATABASE`.
+    pub database: String,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            user: DEFAULT_USER.to_owned(),
+            password: Secret::default(),
+            database: DEFAULT_DATABASE.to_owned(),
+        }
+    }
+}
+
+impl ClickHouseConfig {
+    /// Defaults overridden by the `CODESTATS_CLICKHOUSE_*` environment variables.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let d = Self::default();
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Self {
+            url: non_empty("CODESTATS_CLICKHOUSE_URL"),
+            user: non_empty("CODESTATS_CLICKHOUSE_USER").unwrap_or(d.user),
+            password: get("CODESTATS_CLICKHOUSE_PASSWORD")
+                .map(Secret::new)
+                .unwrap_or(d.password),
+            database: non_empty("CODESTATS_CLICKHOUSE_DATABASE").unwrap_or(d.database),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn check(vars: &[(&str, &str)], expected: ClickHouseConfig) {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(ClickHouseConfig::from_lookup(|k| map.get(k).cloned()), expected);
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        check(&[], ClickHouseConfig::default());
+        check(&[("CODESTATS_CLICKHOUSE_URL", "  ")], ClickHouseConfig::default());
+        check(
+            &[
+                ("CODESTATS_CLICKHOUSE_URL", "http://db:8123"),
+                ("CODESTATS_CLICKHOUSE_USER", "ingest"),
+                ("CODESTATS_CLICKHOUSE_PASSWORD", "pw"),
+                ("CODESTATS_CLICKHOUSE_DATABASE", "stats"),
+            ],
+            ClickHouseConfig {
+                url: Some("http://db:8123".into()),
+                user: "ingest".into(),
+                password: Secret::new("pw"),
+                database: "stats".into(),
+            },
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let c = ClickHouseConfig {
+            password: Secret::new("topsecret"),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Everything codestats knows about its store: how to reach ClickHouse (or run
+//! a local one), the schema and its migrations, accounts and the pulse rows.
+//!
+//! Other crates never build SQL text of their own from user input: they call
+//! the typed functions here, which bind every value.
+
+pub mod accounts;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod local_server;
+pub mod migrate;
+pub mod names;
+pub mod pulses;
+pub mod secret;
+pub mod token;
+
+pub use config::ClickHouseConfig;
+pub use db::Db;
+pub use error::{Error, Result};

@@ -1,0 +1,125 @@
+//! Schema migrations: `sql/migrations/NNNN_name.sql`, embedded in the binary,
+//! applied in order and recorded in `schema_migrations`.
+//!
+//! A file holds one or more statements, each ending with `;` at the end of a
+//! line (ClickHouse's HTTP interface takes one statement per request).
+//! Statements use `IF NOT EXISTS` and the like, so a file interrupted half
+//! way can simply be applied again.
+
+use crate::{db::Db, error::Result};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. A new file is added here too.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+#[derive(Row, Serialize, Deserialize)]
+struct Applied {
+    version: u32,
+    name: String,
+    applied_at: u32,
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+     (version UInt32, name String, applied_at DateTime) \
+     ENGINE = MergeTree ORDER BY version";
+
+/// The statements of a migration file, comments and blank lines dropped.
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let code = line.trim_end();
+        if code.trim_start().starts_with("--") || code.trim().is_empty() {
+            continue;
+        }
+        current.push_str(code);
+        current.push('\n');
+        if code.ends_with(';') {
+            let stmt = current.trim().trim_end_matches(';').trim().to_owned();
+            if !stmt.is_empty() {
+                out.push(stmt);
+            }
+            current.clear();
+        }
+    }
+    let rest = current.trim();
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
+    }
+    out
+}
+
+/// Creates the database if needed and applies every migration not yet
+/// recorded. Returns the versions it applied.
+pub async fn migrate(db: &Db) -> Result<Vec<u32>> {
+    db.create_database().await?;
+    db.client().query(CREATE_TABLE).execute().await?;
+    let done: Vec<u32> = db
+        .client()
+        .query("SELECT DISTINCT version FROM schema_migrations")
+        .fetch_all()
+        .await?;
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        for stmt in statements(m.sql) {
+            db.client().query(&stmt).execute().await?;
+        }
+        let mut insert = db.client().insert::<Applied>("schema_migrations").await?;
+        insert
+            .write(&Applied {
+                version: m.version,
+                name: m.name.to_owned(),
+                applied_at: now_secs(),
+            })
+            .await?;
+        insert.end().await?;
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+        applied.push(m.version);
+    }
+    Ok(applied)
+}
+
+pub(crate) fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_increasing_and_match_file_names() {
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version);
+        }
+        for m in MIGRATIONS {
+            assert!(!statements(m.sql).is_empty(), "{} is empty", m.name);
+        }
+    }
+
+    #[test]
+    fn splits_statements() {
+        let sql = "-- comment\nCREATE TABLE a\n(x UInt8)\nENGINE = Memory;\n\nCREATE TABLE b (y UInt8) ENGINE = Memory;\n";
+        assert_eq!(
+            statements(sql),
+            vec![
+                "CREATE TABLE a\n(x UInt8)\nENGINE = Memory",
+                "CREATE TABLE b (y UInt8) ENGINE = Memory"
+            ]
+        );
+    }
+}

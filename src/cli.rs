@@ -1,0 +1,105 @@
+//! The command line, declared with clap's derive API.
+
+use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use clap::{Parser, Subcommand};
+use std::{net::SocketAddr, path::PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(name = "codestats", version, about = "Self-hosted, Code::Stats-compatible coding statistics")]
+pub struct Cli {
+    /// State directory: embedded ClickHouse, ingest spool, built site.
+    #[arg(long, global = true, env = "CODESTATS_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Log at debug level (RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (ingest, read API); starts a local ClickHouse
+    /// unless CODESTATS_CLICKHOUSE_URL is set.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "CODESTATS_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Apply the schema migrations that are not applied yet.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage a user's machines and their API tokens.
+    #[command(subcommand)]
+    Machines(MachinesCommand),
+    /// Run the local ClickHouse server outside `serve` (scripts and tests use this).
+    #[command(subcommand)]
+    Clickhouse(ClickhouseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Keep the profile off the public site, JSON and live feed.
+        #[arg(long)]
+        private: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's visibility.
+    Set {
+        name: String,
+        #[arg(long, conflicts_with = "public", required_unless_present = "public")]
+        private: bool,
+        #[arg(long)]
+        public: bool,
+    },
+    /// Delete a user with their machines and all their XP.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MachinesCommand {
+    /// Add a machine; prints its API token (shown this once) alone on stdout.
+    Add { user: String, machine: String },
+    /// List a user's machines.
+    List { user: String },
+    /// Rename a machine.
+    Rename { user: String, machine: String, new_name: String },
+    /// Issue a new API token (printed alone on stdout); the old one stops working.
+    Regenerate { user: String, machine: String },
+    /// Refuse the machine's token from now on; its XP stays.
+    Deactivate { user: String, machine: String },
+    /// Accept the machine's token again.
+    Activate { user: String, machine: String },
+    /// Delete a machine and the XP it sent.
+    Delete { user: String, machine: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClickhouseCommand {
+    /// Start the data dir's ClickHouse in the background (no-op if it answers).
+    Start {
+        /// HTTP port.
+        #[arg(long, default_value_t = sql::local_server::DEFAULT_HTTP_PORT)]
+        http_port: u16,
+        #[arg(long, default_value_t = sql::local_server::DEFAULT_TCP_PORT)]
+        tcp_port: u16,
+    },
+    /// Stop the server `clickhouse start` started.
+    Stop {
+        #[arg(long, default_value_t = sql::local_server::DEFAULT_HTTP_PORT)]
+        http_port: u16,
+    },
+    /// Print the server's URL and version, or fail when it does not answer.
+    Status {
+        #[arg(long, default_value_t = sql::local_server::DEFAULT_HTTP_PORT)]
+        http_port: u16,
+    },
+}

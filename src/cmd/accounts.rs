@@ -1,0 +1,110 @@
+//! `codestats users …` and `codestats machines …`.
+
+use crate::{
+    cli::{MachinesCommand, UsersCommand},
+    store::Store,
+};
+use chrono::DateTime;
+use sql::accounts;
+
+fn date(secs: u32) -> String {
+    DateTime::from_timestamp(i64::from(secs), 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
+    let db = &store.db;
+    match cmd {
+        UsersCommand::Add {
+            name,
+            email,
+            private,
+        } => {
+            let user = accounts::add_user(db, &name, &email, private).await?;
+            eprintln!(
+                "added {} user {:?}",
+                if user.is_private() { "private" } else { "public" },
+                user.username
+            );
+        }
+        UsersCommand::List => {
+            for user in accounts::list_users(db).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    user.username,
+                    if user.is_private() { "private" } else { "public" },
+                    date(user.created_at),
+                    user.email
+                );
+            }
+        }
+        UsersCommand::Set { name, private, .. } => {
+            let user = accounts::set_private(db, &name, private).await?;
+            eprintln!(
+                "user {:?} is now {}",
+                user.username,
+                if user.is_private() { "private" } else { "public" }
+            );
+        }
+        UsersCommand::Delete { name } => {
+            let user = accounts::delete_user(db, &name).await?;
+            eprintln!("deleted user {:?} with their machines and XP", user.username);
+        }
+    }
+    Ok(())
+}
+
+pub async fn machines(store: &Store, cmd: MachinesCommand) -> anyhow::Result<()> {
+    let db = &store.db;
+    match cmd {
+        MachinesCommand::Add { user, machine } => {
+            let (machine, token) = accounts::add_machine(db, &user, &machine).await?;
+            eprintln!(
+                "added machine {:?}; its API token follows, shown this once",
+                machine.name
+            );
+            println!("{token}");
+        }
+        MachinesCommand::List { user } => {
+            let user = accounts::get_user(db, &user).await?;
+            for m in accounts::list_machines(db, &user).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    m.name,
+                    if m.is_active() { "active" } else { "inactive" },
+                    date(m.created_at)
+                );
+            }
+        }
+        MachinesCommand::Rename {
+            user,
+            machine,
+            new_name,
+        } => {
+            let m = accounts::rename_machine(db, &user, &machine, &new_name).await?;
+            eprintln!("renamed machine {machine:?} to {:?}", m.name);
+        }
+        MachinesCommand::Regenerate { user, machine } => {
+            let (m, token) = accounts::regenerate_token(db, &user, &machine).await?;
+            eprintln!(
+                "new API token for machine {:?} follows, shown this once; the old one no longer works",
+                m.name
+            );
+            println!("{token}");
+        }
+        MachinesCommand::Deactivate { user, machine } => {
+            accounts::set_machine_active(db, &user, &machine, false).await?;
+            eprintln!("machine {machine:?} deactivated: its token is refused, its XP stays");
+        }
+        MachinesCommand::Activate { user, machine } => {
+            accounts::set_machine_active(db, &user, &machine, true).await?;
+            eprintln!("machine {machine:?} activated");
+        }
+        MachinesCommand::Delete { user, machine } => {
+            accounts::delete_machine(db, &user, &machine).await?;
+            eprintln!("deleted machine {machine:?} and its XP");
+        }
+    }
+    Ok(())
+}

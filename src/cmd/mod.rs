@@ -1,0 +1,41 @@
+//! One module per command.
+
+mod accounts;
+mod clickhouse;
+mod serve;
+
+use crate::{
+    cli::{Cli, Command},
+    config::Config,
+    store::Store,
+};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::new(cli.data_dir);
+    match cli.command {
+        Command::Serve { listen } => serve::run(&config, listen).await,
+        Command::Clickhouse(cmd) => clickhouse::run(&config, cmd).await,
+        Command::Migrate => {
+            with_store(&config, async |store| {
+                println!("database {} is up to date", store.db.database());
+                Ok(())
+            })
+            .await
+        }
+        Command::Users(cmd) => with_store(&config, async |store| accounts::users(store, cmd).await).await,
+        Command::Machines(cmd) => {
+            with_store(&config, async |store| accounts::machines(store, cmd).await).await
+        }
+    }
+}
+
+/// Runs `f` on a migrated store, then closes the store whatever `f` returned.
+async fn with_store(
+    config: &Config,
+    f: impl AsyncFnOnce(&Store) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let store = Store::open_migrated(config).await?;
+    let result = f(&store).await;
+    store.close().await;
+    result
+}
