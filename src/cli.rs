@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use std::{net::SocketAddr, path::PathBuf};
 
 #[derive(Debug, Parser)]
-#[command(name = "codestats", version, about = "Self-hosted, Code::Stats-compatible coding statistics")]
+#[command(
+    name = "codestats",
+    version,
+    about = "Self-hosted, Code::Stats-compatible coding statistics"
+)]
 pub struct Cli {
     /// State directory: embedded ClickHouse, ingest spool, built site.
     #[arg(long, global = true, env = "CODESTATS_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -71,7 +75,11 @@ pub enum MachinesCommand {
     /// List a user's machines.
     List { user: String },
     /// Rename a machine.
-    Rename { user: String, machine: String, new_name: String },
+    Rename {
+        user: String,
+        machine: String,
+        new_name: String,
+    },
     /// Issue a new API token (printed alone on stdout); the old one stops working.
     Regenerate { user: String, machine: String },
     /// Refuse the machine's token from now on; its XP stays.
@@ -85,21 +93,10 @@ pub enum MachinesCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClickhouseCommand {
     /// Start the data dir's ClickHouse in the background (no-op if it answers).
-    Start {
-        /// HTTP port.
-        #[arg(long, default_value_t = sql::local_server::DEFAULT_HTTP_PORT)]
-        http_port: u16,
-        #[arg(long, default_value_t = sql::local_server::DEFAULT_TCP_PORT)]
-        tcp_port: u16,
-    },
+    /// Ports come from CODESTATS_LOCAL_CLICKHOUSE_HTTP_PORT / _TCP_PORT.
+    Start,
     /// Stop the server `clickhouse start` started.
-    Stop {
-        #[arg(long, default_value_t = sql::local_server::DEFAULT_HTTP_PORT)]
-        http_port: u16,
-    },
+    Stop,
     /// Print the server's URL and version, or fail when it does not answer.
-    Status {
-        #[arg(long, default_value_t = sql::local_server::DEFAULT_HTTP_PORT)]
-        http_port: u16,
-    },
+    Status,
 }

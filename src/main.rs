@@ -10,7 +10,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    logging::init(cli.verbose, matches!(cli.command, cli::Command::Serve { .. }));
+    logging::init(
+        cli.verbose,
+        matches!(cli.command, cli::Command::Serve { .. }),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

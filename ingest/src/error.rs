@@ -81,13 +81,14 @@ impl IntoResponse for AppError {
             | AppError::Unavailable {
                 retry_after_secs, ..
             } => {
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(*retry_after_secs),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             AppError::Internal(detail) => {
-                response.extensions_mut().insert(ErrorDetail(detail.clone()));
+                response
+                    .extensions_mut()
+                    .insert(ErrorDetail(detail.clone()));
             }
             _ => {}
         }

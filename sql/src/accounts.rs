@@ -195,7 +195,11 @@ async fn get_machine(db: &Db, user: &User, name: &str) -> Result<Machine> {
 pub async fn add_machine(db: &Db, username: &str, name: &str) -> Result<(Machine, String)> {
     names::validate_machine_name(name)?;
     let user = get_user(db, username).await?;
-    if list_machines(db, &user).await?.iter().any(|m| m.name == name) {
+    if list_machines(db, &user)
+        .await?
+        .iter()
+        .any(|m| m.name == name)
+    {
         return Err(Error::Conflict(format!(
             "machine {name:?} of user {:?}",
             user.username
@@ -248,7 +252,12 @@ pub async fn regenerate_token(db: &Db, username: &str, name: &str) -> Result<(Ma
 }
 
 /// A deactivated machine keeps its XP but its token is refused.
-pub async fn set_machine_active(db: &Db, username: &str, name: &str, active: bool) -> Result<Machine> {
+pub async fn set_machine_active(
+    db: &Db,
+    username: &str,
+    name: &str,
+    active: bool,
+) -> Result<Machine> {
     let user = get_user(db, username).await?;
     let mut machine = get_machine(db, &user, name).await?;
     machine.active = active.into();

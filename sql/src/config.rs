@@ -62,13 +62,19 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(ClickHouseConfig::from_lookup(|k| map.get(k).cloned()), expected);
+        assert_eq!(
+            ClickHouseConfig::from_lookup(|k| map.get(k).cloned()),
+            expected
+        );
     }
 
     #[test]
     fn defaults_and_overrides() {
         check(&[], ClickHouseConfig::default());
-        check(&[("CODESTATS_CLICKHOUSE_URL", "  ")], ClickHouseConfig::default());
+        check(
+            &[("CODESTATS_CLICKHOUSE_URL", "  ")],
+            ClickHouseConfig::default(),
+        );
         check(
             &[
                 ("CODESTATS_CLICKHOUSE_URL", "http://db:8123"),

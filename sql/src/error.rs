@@ -38,9 +38,16 @@ pub fn is_transient(e: &clickhouse::error::Error) -> bool {
         E::Network(_) | E::TimedOut => true,
         // Code 202: too many simultaneous queries; 252: too many parts;
         // 241: memory limit; 159: timeout; 209/210: socket timeout / network error.
-        E::BadResponse(msg) => ["Code: 202", "Code: 252", "Code: 241", "Code: 159", "Code: 209", "Code: 210"]
-            .iter()
-            .any(|code| msg.contains(code)),
+        E::BadResponse(msg) => [
+            "Code: 202",
+            "Code: 252",
+            "Code: 241",
+            "Code: 159",
+            "Code: 209",
+            "Code: 210",
+        ]
+        .iter()
+        .any(|code| msg.contains(code)),
         _ => false,
     }
 }

@@ -13,8 +13,11 @@ pub mod migrate;
 pub mod names;
 pub mod pulses;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
+pub use clickhouse;
 pub use config::ClickHouseConfig;
 pub use db::Db;
 pub use error::{Error, Result};

@@ -46,11 +46,20 @@ pub struct LocalServerConfig {
 
 impl LocalServerConfig {
     /// The embedded server of a codestats data dir: `DATA_DIR/clickhouse`.
+    ///
+    /// Ports: `CODESTATS_LOCAL_CLICKHOUSE_HTTP_PORT` and
+    /// `CODESTATS_LOCAL_CLICKHOUSE_TCP_PORT` override the defaults.
     pub fn for_data_dir(data_dir: &Path) -> Self {
+        let port = |var: &str, default: u16| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
         Self {
             dir: data_dir.join("clickhouse"),
-            http_port: DEFAULT_HTTP_PORT,
-            tcp_port: DEFAULT_TCP_PORT,
+            http_port: port("CODESTATS_LOCAL_CLICKHOUSE_HTTP_PORT", DEFAULT_HTTP_PORT),
+            tcp_port: port("CODESTATS_LOCAL_CLICKHOUSE_TCP_PORT", DEFAULT_TCP_PORT),
             binary: std::env::var_os("CODESTATS_CLICKHOUSE_SERVER_BIN")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_SERVER_BINARY)),
@@ -412,6 +421,10 @@ pub async fn stop_detached(config: &LocalServerConfig) -> Result<()> {
 
 fn is_zombie(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }

@@ -99,10 +99,31 @@ mod tests {
 
     #[test]
     fn usernames() {
-        for good in ["a", "Nicd", "ünïcødé", "with space", "dots.are.fine", "<script>", &"x".repeat(64)] {
+        for good in [
+            "a",
+            "Nicd",
+            "ünïcødé",
+            "with space",
+            "dots.are.fine",
+            "<script>",
+            &"x".repeat(64),
+        ] {
             check_user(good, true);
         }
-        for bad in ["", &"x".repeat(65), "a/b", "a#b", "50%", "what?", "a&b", "a=b", "a+b", " lead", "trail ", "tab\tin"] {
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a/b",
+            "a#b",
+            "50%",
+            "what?",
+            "a&b",
+            "a=b",
+            "a+b",
+            " lead",
+            "trail ",
+            "tab\tin",
+        ] {
             check_user(bad, false);
         }
         // 64 characters, more than 64 bytes
@@ -121,7 +142,10 @@ mod tests {
     fn languages() {
         assert_eq!(normalize_language("  Rust "), Some("Rust"));
         assert_eq!(normalize_language("   "), Some(PLAIN_TEXT));
-        assert_eq!(normalize_language(&"l".repeat(255)).map(str::len), Some(255));
+        assert_eq!(
+            normalize_language(&"l".repeat(255)).map(str::len),
+            Some(255)
+        );
         assert_eq!(normalize_language(&"l".repeat(256)), None);
     }
 

@@ -24,7 +24,11 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
             let user = accounts::add_user(db, &name, &email, private).await?;
             eprintln!(
                 "added {} user {:?}",
-                if user.is_private() { "private" } else { "public" },
+                if user.is_private() {
+                    "private"
+                } else {
+                    "public"
+                },
                 user.username
             );
         }
@@ -33,7 +37,11 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
                 println!(
                     "{}\t{}\t{}\t{}",
                     user.username,
-                    if user.is_private() { "private" } else { "public" },
+                    if user.is_private() {
+                        "private"
+                    } else {
+                        "public"
+                    },
                     date(user.created_at),
                     user.email
                 );
@@ -44,12 +52,19 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
             eprintln!(
                 "user {:?} is now {}",
                 user.username,
-                if user.is_private() { "private" } else { "public" }
+                if user.is_private() {
+                    "private"
+                } else {
+                    "public"
+                }
             );
         }
         UsersCommand::Delete { name } => {
             let user = accounts::delete_user(db, &name).await?;
-            eprintln!("deleted user {:?} with their machines and XP", user.username);
+            eprintln!(
+                "deleted user {:?} with their machines and XP",
+                user.username
+            );
         }
     }
     Ok(())

@@ -6,28 +6,21 @@ use anyhow::{Context, bail};
 use sql::local_server::{self, LocalServerConfig};
 
 pub async fn run(config: &Config, cmd: ClickhouseCommand) -> anyhow::Result<()> {
-    let mut local = LocalServerConfig::for_data_dir(&config.data_dir);
+    let local = LocalServerConfig::for_data_dir(&config.data_dir);
     match cmd {
-        ClickhouseCommand::Start {
-            http_port,
-            tcp_port,
-        } => {
-            local.http_port = http_port;
-            local.tcp_port = tcp_port;
+        ClickhouseCommand::Start => {
             local_server::start_detached(&local)
                 .await
                 .context("cannot start the local clickhouse")?;
             println!("{}", local.url());
         }
-        ClickhouseCommand::Stop { http_port } => {
-            local.http_port = http_port;
+        ClickhouseCommand::Stop => {
             local_server::stop_detached(&local)
                 .await
                 .context("cannot stop the local clickhouse")?;
         }
-        ClickhouseCommand::Status { http_port } => {
-            local.http_port = http_port;
-            if !local_server::ping(http_port).await {
+        ClickhouseCommand::Status => {
+            if !local_server::ping(local.http_port).await {
                 bail!("no clickhouse answers at {}", local.url());
             }
             let db = sql::Db::new(&local.url(), &config.clickhouse)?;

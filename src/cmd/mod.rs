@@ -22,7 +22,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Users(cmd) => with_store(&config, async |store| accounts::users(store, cmd).await).await,
+        Command::Users(cmd) => {
+            with_store(&config, async |store| accounts::users(store, cmd).await).await
+        }
         Command::Machines(cmd) => {
             with_store(&config, async |store| accounts::machines(store, cmd).await).await
         }

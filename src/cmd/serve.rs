@@ -13,7 +13,11 @@ pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn serve(store: &Store, listen: SocketAddr) -> anyhow::Result<()> {
-    let version = store.db.version().await.context("clickhouse does not answer")?;
+    let version = store
+        .db
+        .version()
+        .await
+        .context("clickhouse does not answer")?;
     tracing::info!(
         clickhouse = %store.db.url(),
         version,
