@@ -1,6 +1,7 @@
 //! The service's configuration: defaults as named constants, each overridable
 //! by an environment variable (or the matching flag).
 
+use ingest::IngestConfig;
 use sql::ClickHouseConfig;
 use std::path::PathBuf;
 
@@ -14,13 +15,34 @@ pub const DEFAULT_DATA_DIR: &str = "./var";
 pub struct Config {
     pub data_dir: PathBuf,
     pub clickhouse: ClickHouseConfig,
+    pub ingest: IngestConfig,
 }
 
 impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
+        let mut ingest = IngestConfig::new(&data_dir);
+        // CODESTATS_RATE_PER_MINUTE / CODESTATS_RATE_BURST: the per-token rate limit.
+        if let Some(n) = env_number("CODESTATS_RATE_PER_MINUTE") {
+            ingest.rate_per_minute = n;
+        }
+        if let Some(n) = env_number("CODESTATS_RATE_BURST") {
+            ingest.rate_burst = n;
+        }
         Self {
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),
+            ingest,
+        }
+    }
+}
+
+fn env_number(name: &str) -> Option<u32> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::warn!(name, value, "not a whole number; using the default");
+            None
         }
     }
 }

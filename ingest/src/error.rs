@@ -119,3 +119,11 @@ pub async fn log_server_errors(
 pub async fn not_found() -> AppError {
     AppError::NotFound("not found")
 }
+
+/// A JSON 405 for a known path asked with a method it does not serve.
+pub async fn method_not_allowed() -> (StatusCode, Json<serde_json::Value>) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": "method not allowed" })),
+    )
+}

@@ -1,30 +1,129 @@
-//! The codestats HTTP API: health, the Code::Stats pulse endpoint and read API.
+//! The codestats HTTP API: health, the Code::Stats pulse endpoint with
+//! durable group commit, and the read API.
 
+pub mod api;
+pub mod commit;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod languages;
+pub mod limits;
+pub mod pulse;
+pub mod rate;
+pub mod spool;
+pub mod tokens;
 
-use axum::{Router, middleware, routing::get};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::Method,
+    middleware,
+    routing::{get, post},
+};
 use sql::Db;
-use std::sync::Arc;
+use std::{
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicU64},
+};
+use tower_http::cors::{Any, CorsLayer};
+
+/// How ingest is set up; `IngestConfig::new` gives the defaults.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Where batches wait while ClickHouse is away (`DATA_DIR/spool`).
+    pub spool_dir: PathBuf,
+    /// `CODESTATS_RATE_PER_MINUTE`: sustained pulses per minute per token.
+    pub rate_per_minute: u32,
+    /// `CODESTATS_RATE_BURST`: pulses per token at once on top of that.
+    pub rate_burst: u32,
+    /// How old a spooled batch must be before it is replayed.
+    pub replay_delay: std::time::Duration,
+}
+
+impl IngestConfig {
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        Self {
+            spool_dir: data_dir.join("spool"),
+            rate_per_minute: limits::DEFAULT_RATE_PER_MINUTE,
+            rate_burst: limits::DEFAULT_RATE_BURST,
+            replay_delay: commit::REPLAY_DELAY,
+        }
+    }
+}
+
+/// Counters since start.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    pub spooled: AtomicU64,
+}
 
 /// Everything a request handler may use.
 pub struct App {
     pub db: Db,
+    pub tokens: Arc<tokens::Tokens>,
+    pub languages: languages::Languages,
+    pub committer: commit::Committer,
+    pub rate_limit: rate::RateLimit,
+    pub events: events::EventSender,
+    pub stats: Stats,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(db: Db) -> AppState {
-        Arc::new(App { db })
+    /// Loads tokens and languages, opens the spool and starts the committer,
+    /// the spool replayer and the token refresher.
+    pub async fn start(db: Db, config: &IngestConfig) -> Result<AppState, StartError> {
+        let tokens = Arc::new(tokens::Tokens::default());
+        tokens.refresh(&db).await?;
+        let languages = languages::Languages::default();
+        languages.load(&db).await?;
+        let spool = spool::Spool::open(&config.spool_dir).map_err(|e| StartError::Spool {
+            dir: config.spool_dir.clone(),
+            source: e,
+        })?;
+        let committer = commit::Committer::start(db.clone(), spool, config.replay_delay);
+        tokio::spawn(tokens.clone().refresh_loop(db.clone()));
+        Ok(Arc::new(App {
+            db,
+            tokens,
+            languages,
+            committer,
+            rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
+            events: events::channel(),
+            stats: Stats::default(),
+        }))
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot load from clickhouse: {0}")]
+    Store(#[from] sql::Error),
+    #[error("cannot open spool {dir}: {source}")]
+    Spool {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Every route of the API, in one place.
 pub fn router(app: AppState) -> Router {
+    let read_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD]);
+    let pulses = post(api::pulses::create).layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/api/my/pulses", pulses.clone())
+        .route("/api/my/pulses/", pulses)
+        .route(
+            "/api/users/{name}",
+            get(api::users::show).layer(read_cors),
+        )
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(error::log_server_errors))
         .with_state(app)
 }

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod languages;
 pub mod local_server;
 pub mod migrate;
 pub mod names;

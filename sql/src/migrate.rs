@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A new file is added here too.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "languages",
+        sql: include_str!("../migrations/0002_languages.sql"),
+    },
+];
 
 #[derive(Row, Serialize, Deserialize)]
 struct Applied {

@@ -1,5 +1,6 @@
 //! The pulse fact table: one row per XP item of a pulse.
 
+use crate::{db::Db, error::Result};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -18,4 +19,65 @@ pub struct PulseRow {
     pub xp: u32,
     /// Unix seconds, UTC: when the batch was formed.
     pub received_at: u32,
+}
+
+/// Inserts rows in one INSERT. All rows of a batch share `received_at`, so
+/// they land in one partition and the insert is all or nothing.
+pub async fn insert(db: &Db, rows: &[PulseRow]) -> Result<()> {
+    let mut insert = db.client().insert::<PulseRow>("pulses").await?;
+    for row in rows {
+        insert.write(row).await?;
+    }
+    insert.end().await?;
+    Ok(())
+}
+
+/// How many rows of batch `batch_id` (formed at `received_at`) ClickHouse holds.
+pub async fn batch_rows(db: &Db, batch_id: u64, received_at: u32) -> Result<u64> {
+    Ok(db
+        .client()
+        .query("SELECT count() FROM pulses WHERE received_at = toDateTime(?) AND batch_id = ?")
+        .bind(received_at)
+        .bind(batch_id)
+        .fetch_one()
+        .await?)
+}
+
+/// XP of one user by machine and language: all time, and since `new_since`.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct MachineLanguageXp {
+    pub machine_id: u64,
+    pub language: String,
+    pub xp: u64,
+    pub new_xp: u64,
+}
+
+pub async fn user_xp(db: &Db, user_id: u64, new_since: u32) -> Result<Vec<MachineLanguageXp>> {
+    Ok(db
+        .client()
+        .query(
+            "SELECT machine_id, language, sum(xp) AS total_xp, \
+                    sumIf(xp, coded_at >= toDateTime(?)) AS recent_xp \
+             FROM pulses WHERE user_id = ? \
+             GROUP BY machine_id, language \
+             ORDER BY machine_id, language",
+        )
+        .bind(new_since)
+        .bind(user_id)
+        .fetch_all()
+        .await?)
+}
+
+/// XP of one user per local date (the client's date when coding), as
+/// `YYYY-MM-DD`.
+pub async fn user_xp_by_local_date(db: &Db, user_id: u64) -> Result<Vec<(String, u64)>> {
+    Ok(db
+        .client()
+        .query(
+            "SELECT toString(toDate(coded_at + utc_offset * 60)) AS day, sum(xp) \
+             FROM pulses WHERE user_id = ? GROUP BY day ORDER BY day",
+        )
+        .bind(user_id)
+        .fetch_all()
+        .await?)
 }

@@ -3,16 +3,17 @@
 
 use crate::{config::Config, store::Store};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 
 pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
     let store = Store::open_migrated(config).await?;
-    let result = serve(&store, listen).await;
+    let result = serve(config, &store, listen).await;
     store.close().await;
     result
 }
 
-async fn serve(store: &Store, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Result<()> {
     let version = store
         .db
         .version()
@@ -25,10 +26,16 @@ async fn serve(store: &Store, listen: SocketAddr) -> anyhow::Result<()> {
         embedded = store.owns_local_server(),
         "store ready"
     );
-    let app = ingest::App::new(store.db.clone());
+    let app = ingest::App::start(store.db.clone(), &config.ingest)
+        .await
+        .context("cannot start ingest")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {listen}"))?
+        // Small responses must not wait for Nagle's algorithm.
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     tracing::info!(%listen, "serving");
     axum::serve(listener, ingest::router(app))
         .with_graceful_shutdown(shutdown_signal())

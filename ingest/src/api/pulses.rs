@@ -1,0 +1,115 @@
+//! `POST /api/my/pulses`: the Code::Stats plugin API.
+
+use crate::{
+    AppState,
+    commit::{CommitError, Durable},
+    error::AppError,
+    events::{PulseEvent, XpItem},
+    limits::MAX_BODY_BYTES,
+    pulse,
+};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode},
+};
+use serde_json::{Value, json};
+use sql::pulses::PulseRow;
+use std::sync::atomic::Ordering;
+
+pub const TOKEN_HEADER: &str = "x-api-token";
+
+pub async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let mut tokens = headers.get_all(TOKEN_HEADER).iter();
+    let token = match (tokens.next(), tokens.next()) {
+        (Some(t), None) => t.to_str().map_err(|_| AppError::Unauthenticated)?,
+        _ => return Err(AppError::Unauthenticated),
+    };
+    let owner = app
+        .tokens
+        .owner(token.trim())
+        .await
+        .ok_or(AppError::Unauthenticated)?;
+    app.rate_limit.check(owner.machine_id)?;
+
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            }
+        } else {
+            AppError::BadRequest(pulse::INVALID_XPS)
+        }
+    })?;
+    let now = crate::commit::now_secs();
+    let pulse = pulse::parse(&body, i64::from(now)).map_err(AppError::BadRequest)?;
+
+    // Canonical spelling; the same language twice in one pulse is one row.
+    let mut items: Vec<(std::sync::Arc<str>, u32)> = Vec::with_capacity(pulse.xps.len());
+    let mut new_languages = Vec::new();
+    for (name, xp) in &pulse.xps {
+        let (canonical, new) = app.languages.canonical(name, now).await;
+        new_languages.extend(new);
+        match items.iter_mut().find(|(n, _)| *n == canonical) {
+            Some((_, total)) => *total = total.saturating_add(*xp),
+            None => items.push((canonical, *xp)),
+        }
+    }
+    let pulse_id = rand::random::<u64>();
+    let rows = items
+        .iter()
+        .map(|(language, xp)| PulseRow {
+            pulse_id,
+            batch_id: 0,
+            user_id: owner.user_id,
+            machine_id: owner.machine_id,
+            coded_at: pulse.coded_at as u32,
+            utc_offset: pulse.utc_offset,
+            language: language.to_string(),
+            xp: *xp,
+            received_at: 0,
+        })
+        .collect();
+
+    let durable = tokio::time::timeout(
+        crate::limits::COMMIT_TIMEOUT,
+        app.committer.commit(rows, new_languages),
+    )
+    .await
+    .unwrap_or(Err(CommitError::Unavailable))
+    .map_err(|e| AppError::Unavailable {
+        message: match e {
+            CommitError::Overloaded => "too many pulses waiting to be stored, try again later",
+            CommitError::Unavailable => "pulse could not be stored, try again later",
+        },
+        retry_after_secs: 5,
+    })?;
+    if durable == Durable::Spool {
+        app.stats.spooled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    let seq = app.stats.accepted.fetch_add(1, Ordering::Relaxed) + 1;
+    // Nobody listening is fine; send never blocks.
+    let _ = app.events.send(std::sync::Arc::new(PulseEvent {
+        seq,
+        user_id: owner.user_id,
+        username: owner.username.clone(),
+        private: owner.private != 0,
+        machine: owner.machine_name.clone(),
+        xps: items
+            .into_iter()
+            .map(|(language, xp)| XpItem {
+                language: language.to_string(),
+                xp,
+            })
+            .collect(),
+        coded_at: pulse.coded_at,
+        utc_offset: pulse.utc_offset,
+    }));
+    Ok((StatusCode::CREATED, Json(json!({"ok": "Great success!"}))))
+}

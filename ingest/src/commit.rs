@@ -1,0 +1,255 @@
+//! Group commit: concurrent requests' pulses are gathered into one batch and
+//! written with one INSERT; each request is answered when its batch is
+//! durable — in ClickHouse, or else in the local spool.
+//!
+//! The committer writes a batch as soon as the previous one is done, taking
+//! everything that arrived meanwhile (up to [`MAX_BATCH_ROWS`]): batches grow
+//! with load and latency stays one insert long when idle.
+//!
+//! Exactly once: a batch has an id and a single `received_at`, so it lands
+//! in one partition and its INSERT is all or nothing. Replaying a spooled
+//! batch first counts its rows in ClickHouse and inserts only when there
+//! are none, so a batch whose INSERT timed out but did land is not written
+//! twice.
+
+use crate::spool::{Batch, Spool};
+use sql::{Db, languages::LanguageRow, pulses::PulseRow};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most rows in one INSERT.
+pub const MAX_BATCH_ROWS: usize = 100_000;
+/// Requests waiting for the committer before new ones are refused (503).
+pub const QUEUE_CAPACITY: usize = 65_536;
+/// Longest an INSERT may take before its batch goes to the spool instead.
+pub const INSERT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the spool is replayed into ClickHouse while it holds batches.
+pub const REPLAY_INTERVAL: Duration = Duration::from_secs(1);
+/// A spooled batch is replayed only this long after it was formed, so an
+/// INSERT that timed out has surely finished or failed by then (the default
+/// of `IngestConfig::replay_delay`).
+pub const REPLAY_DELAY: Duration = Duration::from_secs(10);
+
+/// Where an acknowledged pulse is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    ClickHouse,
+    Spool,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CommitError {
+    #[error("neither clickhouse nor the spool could store the batch")]
+    Unavailable,
+    #[error("too many pulses waiting to be written")]
+    Overloaded,
+}
+
+/// One pulse waiting to be written.
+pub struct Pending {
+    pub rows: Vec<PulseRow>,
+    pub languages: Vec<LanguageRow>,
+    pub done: oneshot::Sender<Result<Durable, CommitError>>,
+}
+
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Pending>,
+}
+
+struct Writer {
+    db: Db,
+    spool: Spool,
+    /// False after a failed INSERT until ClickHouse answers again: batches go
+    /// straight to the spool meanwhile instead of waiting on a dead server.
+    clickhouse_up: AtomicBool,
+}
+
+impl Committer {
+    /// Starts the committer and the spool replayer.
+    pub fn start(db: Db, spool: Spool, replay_delay: Duration) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = Arc::new(Writer {
+            db,
+            spool,
+            clickhouse_up: AtomicBool::new(true),
+        });
+        tokio::spawn(commit_loop(writer.clone(), rx));
+        tokio::spawn(replay_loop(writer, replay_delay));
+        Self { tx }
+    }
+
+    /// Queues `rows` (one pulse) and waits until they are durable.
+    pub async fn commit(
+        &self,
+        rows: Vec<PulseRow>,
+        languages: Vec<LanguageRow>,
+    ) -> Result<Durable, CommitError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .try_send(Pending {
+                rows,
+                languages,
+                done,
+            })
+            .map_err(|_| CommitError::Overloaded)?;
+        wait.await.unwrap_or(Err(CommitError::Unavailable))
+    }
+}
+
+async fn commit_loop(writer: Arc<Writer>, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut pending = vec![first];
+        let mut rows = pending[0].rows.len();
+        while rows < MAX_BATCH_ROWS {
+            match rx.try_recv() {
+                Ok(p) => {
+                    rows += p.rows.len();
+                    pending.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let batch = form_batch(&mut pending);
+        let outcome = writer.persist(&batch).await;
+        for p in pending {
+            let _ = p.done.send(outcome.clone());
+        }
+    }
+    tracing::debug!("committer stopped: no more requests");
+}
+
+fn form_batch(pending: &mut [Pending]) -> Batch {
+    let batch_id = rand::random::<u64>();
+    let received_at = now_secs();
+    let mut pulses = Vec::with_capacity(pending.iter().map(|p| p.rows.len()).sum());
+    let mut languages = Vec::new();
+    for p in pending.iter_mut() {
+        for mut row in p.rows.drain(..) {
+            row.batch_id = batch_id;
+            row.received_at = received_at;
+            pulses.push(row);
+        }
+        languages.append(&mut p.languages);
+    }
+    Batch {
+        batch_id,
+        received_at,
+        pulses,
+        languages,
+    }
+}
+
+impl Writer {
+    async fn persist(&self, batch: &Batch) -> Result<Durable, CommitError> {
+        if batch.pulses.is_empty() && batch.languages.is_empty() {
+            return Ok(Durable::ClickHouse);
+        }
+        if self.clickhouse_up.load(Ordering::Relaxed) {
+            let started = std::time::Instant::now();
+            match tokio::time::timeout(INSERT_TIMEOUT, insert(&self.db, batch)).await {
+                Ok(Ok(())) => {
+                    tracing::debug!(
+                        rows = batch.pulses.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "batch inserted"
+                    );
+                    return Ok(Durable::ClickHouse);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, rows = batch.pulses.len(), "insert failed; spooling")
+                }
+                Err(_) => {
+                    tracing::warn!(rows = batch.pulses.len(), "insert timed out; spooling")
+                }
+            }
+            self.clickhouse_up.store(false, Ordering::Relaxed);
+        }
+        let spool = self.spool.clone();
+        let owned = batch.clone();
+        match tokio::task::spawn_blocking(move || spool.write(&owned)).await {
+            Ok(Ok(())) => Ok(Durable::Spool),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, dir = %self.spool.dir().display(), "cannot spool batch");
+                Err(CommitError::Unavailable)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "spool task failed");
+                Err(CommitError::Unavailable)
+            }
+        }
+    }
+
+    /// Replays every spooled batch old enough; stops at the first
+    /// ClickHouse error that may pass. Returns the batches replayed.
+    async fn replay(&self, min_age: Duration) -> sql::Result<usize> {
+        let mut replayed = 0;
+        let now = now_secs();
+        for path in self.spool.pending()? {
+            let batch = match Spool::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, file = %path.display(), "unreadable spool file left in place");
+                    continue;
+                }
+            };
+            if u64::from(now.saturating_sub(batch.received_at)) < min_age.as_secs() {
+                continue;
+            }
+            let present = sql::pulses::batch_rows(&self.db, batch.batch_id, batch.received_at).await?;
+            if present == 0 {
+                insert(&self.db, &batch).await?;
+            } else if present != batch.pulses.len() as u64 {
+                tracing::error!(
+                    batch_id = batch.batch_id,
+                    present,
+                    spooled = batch.pulses.len(),
+                    "spooled batch partly present; not inserting it again"
+                );
+            }
+            self.spool.remove(&path)?;
+            replayed += 1;
+            tracing::info!(batch_id = batch.batch_id, rows = batch.pulses.len(), already_present = present > 0, "spooled batch replayed");
+        }
+        Ok(replayed)
+    }
+}
+
+async fn insert(db: &Db, batch: &Batch) -> sql::Result<()> {
+    sql::languages::insert(db, &batch.languages).await?;
+    if !batch.pulses.is_empty() {
+        sql::pulses::insert(db, &batch.pulses).await?;
+    }
+    Ok(())
+}
+
+async fn replay_loop(writer: Arc<Writer>, replay_delay: Duration) {
+    // At start every spooled batch is old news: the process that formed it is gone.
+    let mut min_age = Duration::ZERO;
+    loop {
+        if !writer.clickhouse_up.load(Ordering::Relaxed) && writer.db.version().await.is_ok() {
+            tracing::info!("clickhouse answers again");
+            writer.clickhouse_up.store(true, Ordering::Relaxed);
+        }
+        if writer.clickhouse_up.load(Ordering::Relaxed)
+            && let Err(e) = writer.replay(min_age).await
+        {
+            tracing::warn!(error = %e, "spool replay interrupted");
+        }
+        min_age = replay_delay;
+        tokio::time::sleep(REPLAY_INTERVAL).await;
+    }
+}
+
+pub(crate) fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
