@@ -1,0 +1,74 @@
+//! The Code::Stats read-API document, `GET /api/users/NAME`:
+//! `{"user","total_xp","new_xp","machines":{name:{"xps","new_xps"}},
+//! "languages":{name:{"xps","new_xps"}},"dates":{"YYYY-MM-DD":xp}}`,
+//! keys exactly these (third-party clients parse them strictly).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::ProfileModel;
+
+#[derive(Debug, Serialize)]
+struct Xps {
+    xps: u64,
+    new_xps: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct UserJson<'a> {
+    user: &'a str,
+    total_xp: u64,
+    new_xp: u64,
+    machines: BTreeMap<&'a str, Xps>,
+    languages: BTreeMap<&'a str, Xps>,
+    dates: BTreeMap<String, u64>,
+}
+
+/// The read-API JSON of a profile. `<`, `>` and `&` are written as
+/// `\u003c`, `\u003e`, `\u0026` (same JSON value) so the document stays
+/// inert even if something embeds it in HTML.
+pub fn user_json(p: &ProfileModel) -> Result<String, serde_json::Error> {
+    let doc = UserJson {
+        user: &p.username,
+        total_xp: p.total_xp,
+        new_xp: p.new_xp,
+        machines: p
+            .machines
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    Xps {
+                        xps: m.xp,
+                        new_xps: m.new_xp,
+                    },
+                )
+            })
+            .collect(),
+        languages: p
+            .languages
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    Xps {
+                        xps: l.xp,
+                        new_xps: l.new_xp,
+                    },
+                )
+            })
+            .collect(),
+        dates: p
+            .daily
+            .iter()
+            .filter(|d| d.xp > 0)
+            .map(|d| (d.date.format("%Y-%m-%d").to_string(), d.xp))
+            .collect(),
+    };
+    let text = serde_json::to_string(&doc)?;
+    Ok(text
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026"))
+}

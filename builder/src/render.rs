@@ -1,0 +1,177 @@
+//! Tera, built once: embedded templates (overridable from a directory),
+//! autoescaping for every `.html` template, and our filters.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tera::{Context, Filter, Tera, Value};
+
+use crate::{Error, paths};
+
+/// The templates, embedded in the binary. A template directory given to
+/// `Builder::with_template_dir` replaces any of them by file name.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/base.html")),
+    ("macros.html", include_str!("../../templates/macros.html")),
+    ("index.html", include_str!("../../templates/index.html")),
+    ("profile.html", include_str!("../../templates/profile.html")),
+    (
+        "language.html",
+        include_str!("../../templates/language.html"),
+    ),
+    (
+        "languages.html",
+        include_str!("../../templates/languages.html"),
+    ),
+    ("404.html", include_str!("../../templates/404.html")),
+];
+
+/// The static assets, embedded in the binary, written under `/static/`.
+/// Add new files of `site/` here.
+pub const ASSETS: &[(&str, &[u8])] = &[
+    ("style.css", include_bytes!("../../site/style.css")),
+    ("favicon.svg", include_bytes!("../../site/favicon.svg")),
+];
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A filter mapping a name to one of our URLs. Its output is safe: it only
+/// holds `A-Z a-z 0-9 - _ . ~ % /` (see [`paths`]).
+struct UrlFilter(fn(&str) -> String);
+
+impl Filter for UrlFilter {
+    fn filter(&self, value: &Value, _args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let name = value
+            .as_str()
+            .ok_or_else(|| tera::Error::msg("url filters take a string"))?;
+        Ok(Value::String((self.0)(name)))
+    }
+
+    fn is_safe(&self) -> bool {
+        true
+    }
+}
+
+/// `{{ n | num }}`: an integer with thousands separators.
+struct NumFilter;
+
+impl Filter for NumFilter {
+    fn filter(&self, value: &Value, _args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let n = value
+            .as_u64()
+            .or_else(|| value.as_f64().map(|f| f.max(0.0).round() as u64))
+            .ok_or_else(|| tera::Error::msg("num takes a number"))?;
+        Ok(Value::String(thousands(n)))
+    }
+}
+
+pub(crate) struct Renderer {
+    tera: Tera,
+    /// Appended to asset URLs (`?v=…`) so they can be cached for long.
+    pub(crate) asset_version: String,
+}
+
+impl Renderer {
+    pub(crate) fn new(template_dir: Option<&Path>) -> Result<Self, Error> {
+        let mut sources: Vec<(String, String)> = TEMPLATES
+            .iter()
+            .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+            .collect();
+        if let Some(dir) = template_dir {
+            let entries = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".html") {
+                    continue;
+                }
+                let path = entry.path();
+                let text =
+                    fs::read_to_string(&path).map_err(|e| Error::io("read template", &path, e))?;
+                match sources.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = text,
+                    None => sources.push((name, text)),
+                }
+            }
+        }
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![".html"]);
+        tera.add_raw_templates(sources)?;
+        tera.register_filter("user_url", UrlFilter(paths::user_url));
+        tera.register_filter("language_url", UrlFilter(paths::language_url));
+        tera.register_filter("api_user_url", UrlFilter(paths::api_user_url));
+        tera.register_filter("num", NumFilter);
+        let mut hash = Sha256::new();
+        for (name, bytes) in ASSETS {
+            hash.update(name.as_bytes());
+            hash.update(bytes);
+        }
+        let asset_version = hash
+            .finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Self {
+            tera,
+            asset_version,
+        })
+    }
+
+    pub(crate) fn render(&self, template: &str, view: &impl Serialize) -> Result<String, Error> {
+        let mut context = Context::from_serialize(view)?;
+        context.insert("asset_version", &self.asset_version);
+        Ok(self.tera.render(template, &context)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        for (v, s) in [
+            (0, "0"),
+            (12, "12"),
+            (999, "999"),
+            (1000, "1,000"),
+            (123_456, "123,456"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(v), s);
+        }
+    }
+
+    #[test]
+    fn autoescape_is_on_and_urls_are_safe() {
+        let mut r = Renderer::new(None).unwrap();
+        r.tera
+            .add_raw_template(
+                "t.html",
+                "{{ name }}|{{ name | user_url }}|{{ name | language_url }}",
+            )
+            .unwrap();
+        let out = r
+            .render("t.html", &serde_json::json!({"name": "<a href='x'>&"}))
+            .unwrap();
+        assert_eq!(
+            out,
+            "&lt;a href=&#x27;x&#x27;&gt;&amp;|/users/~3Ca~20href~3D~27x~27~3E~26/|/languages/~3Ca~20href~3D~27x~27~3E~26/"
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Template contexts: one `Serialize` view per page, built from the models.
+//! Everything a template shows is computed here; templates only lay it out.
+
+use chrono::DateTime;
+use serde::Serialize;
+
+use crate::level;
+use crate::model::{
+    FrontPageModel, LanguageModel, LanguageXp, MachineXp, NamedXp, ProfileModel, SiteModel,
+};
+
+/// Languages shown with a level bar on a profile; the rest are listed.
+pub const TOP_LANGUAGES: usize = 10;
+
+/// Site-wide values every page gets as `site`.
+#[derive(Debug, Serialize)]
+pub struct SiteView {
+    pub name: String,
+    /// Base URL plugins send to, e.g. `https://codestats.example.org`.
+    pub public_url: String,
+    /// `generated_at` as `YYYY-MM-DD HH:MM UTC`.
+    pub generated: String,
+    /// `generated_at` as RFC 3339, for `<time datetime>`.
+    pub generated_iso: String,
+}
+
+fn utc(secs: i64) -> (String, String) {
+    match DateTime::from_timestamp(secs, 0) {
+        Some(t) => (
+            t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// A width for a CSS bar, in percent with one decimal.
+fn width(percent: f64) -> String {
+    format!("{:.1}", percent.clamp(0.0, 100.0))
+}
+
+impl SiteView {
+    pub fn new(name: &str, public_url: &str, site: &SiteModel) -> Self {
+        let (generated, generated_iso) = utc(site.generated_at);
+        Self {
+            name: name.to_owned(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            generated,
+            generated_iso,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Bar {
+    pub name: String,
+    pub xp: u64,
+    /// Share of the largest entry of the list, for a bar width.
+    pub width: String,
+}
+
+fn bars(entries: &[NamedXp]) -> Vec<Bar> {
+    let max = entries.iter().map(|e| e.xp).max().unwrap_or(0).max(1);
+    entries
+        .iter()
+        .map(|e| Bar {
+            name: e.name.clone(),
+            xp: e.xp,
+            width: width(e.xp as f64 / max as f64 * 100.0),
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewUserView {
+    pub username: String,
+    pub since: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FrontView {
+    pub site: SiteView,
+    pub total_xp: u64,
+    pub users: u64,
+    pub top_languages_week: Vec<Bar>,
+    pub most_active_week: Vec<Bar>,
+    pub newest_users: Vec<NewUserView>,
+}
+
+/// URL of the front page's XP-per-minute chart (the template spells it too).
+pub const FRONT_CHART_URL: &str = "/charts/xp-per-minute.svg";
+
+impl FrontView {
+    pub fn new(site: SiteView, front: &FrontPageModel) -> Self {
+        Self {
+            site,
+            total_xp: front.total_xp,
+            users: front.users,
+            top_languages_week: bars(&front.top_languages_week),
+            most_active_week: bars(&front.most_active_week),
+            newest_users: front
+                .newest_users
+                .iter()
+                .map(|u| NewUserView {
+                    username: u.username.clone(),
+                    since: u.since.format("%Y-%m-%d").to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LevelView {
+    pub name: String,
+    pub xp: u64,
+    pub new_xp: u64,
+    pub level: u32,
+    /// Percent into the level, rounded down.
+    pub progress: u32,
+    /// Width of the part earned before the last 12 hours.
+    pub old_width: String,
+    /// Width of the part earned in the last 12 hours.
+    pub new_width: String,
+    pub xp_to_next: u64,
+}
+
+impl LevelView {
+    fn new(name: &str, xp: u64, new_xp: u64, lvl: u32, progress: f64) -> Self {
+        let new = level::new_progress_percent(xp, new_xp).min(progress);
+        Self {
+            name: name.to_owned(),
+            xp,
+            new_xp,
+            level: lvl,
+            progress: progress.floor().clamp(0.0, 100.0) as u32,
+            old_width: width(progress - new),
+            new_width: width(new),
+            xp_to_next: level::xp_to_next_level(xp),
+        }
+    }
+
+    fn language(l: &LanguageXp) -> Self {
+        Self::new(&l.name, l.xp, l.new_xp, l.level, l.progress)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timestamp {
+    pub text: String,
+    pub iso: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileView {
+    pub site: SiteView,
+    pub username: String,
+    pub has_xp: bool,
+    pub user_since: String,
+    pub last_programmed: Option<Timestamp>,
+    pub total: LevelView,
+    pub top_languages: Vec<LevelView>,
+    pub other_languages: Vec<LevelView>,
+    pub machines: Vec<MachineXp>,
+    /// Inline SVG from `charts::year_grid` (no user text in it).
+    pub year_grid: String,
+    /// `codestats machines add USER MACHINE`, the username shell-quoted.
+    pub setup_command: String,
+    pub current_streak: u32,
+    pub longest_streak: u32,
+    pub xp_per_day_average: u64,
+    pub days_with_xp: usize,
+}
+
+/// `name` as one shell word: unchanged when plain, else single-quoted.
+pub fn shell_quote(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | ','));
+    if plain {
+        name.to_owned()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    }
+}
+
+/// File names of a profile's charts, inside its folder (the templates
+/// spell them too).
+pub const HOURS_SVG: &str = "hours.svg";
+pub const WEEKDAYS_SVG: &str = "weekdays.svg";
+pub const DAYS14_SVG: &str = "last-14-days.svg";
+/// File name of a language's chart, inside its folder.
+pub const LANGUAGE_SVG: &str = "xp-per-day.svg";
+
+impl ProfileView {
+    pub fn new(site: SiteView, p: &ProfileModel, year_grid: String) -> Self {
+        let mut languages: Vec<LevelView> = p.languages.iter().map(LevelView::language).collect();
+        let other_languages = languages.split_off(languages.len().min(TOP_LANGUAGES));
+        Self {
+            site,
+            username: p.username.clone(),
+            has_xp: p.total_xp > 0,
+            user_since: p.user_since.format("%Y-%m-%d").to_string(),
+            last_programmed: p.last_programmed.map(|t| {
+                let (text, iso) = utc(t);
+                Timestamp { text, iso }
+            }),
+            total: LevelView::new("Total", p.total_xp, p.new_xp, p.level, p.progress),
+            top_languages: languages,
+            other_languages,
+            machines: p.machines.clone(),
+            year_grid,
+            setup_command: format!(
+                "codestats machines add {} MACHINE",
+                shell_quote(&p.username)
+            ),
+            current_streak: p.current_streak,
+            longest_streak: p.longest_streak,
+            xp_per_day_average: p.xp_per_day_average.max(0.0).round() as u64,
+            days_with_xp: p.daily.iter().filter(|d| d.xp > 0).count(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguageView {
+    pub site: SiteView,
+    pub name: String,
+    pub total_xp: u64,
+    pub users: u64,
+    pub top_users: Vec<Bar>,
+}
+
+impl LanguageView {
+    pub fn new(site: SiteView, l: &LanguageModel) -> Self {
+        Self {
+            site,
+            name: l.name.clone(),
+            total_xp: l.total_xp,
+            users: l.users,
+            top_users: bars(&l.top_users),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguageRow {
+    pub name: String,
+    pub total_xp: u64,
+    pub users: u64,
+    pub width: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguagesView {
+    pub site: SiteView,
+    pub languages: Vec<LanguageRow>,
+}
+
+impl LanguagesView {
+    pub fn new(site: SiteView, languages: &[LanguageModel]) -> Self {
+        let mut sorted: Vec<&LanguageModel> = languages.iter().collect();
+        sorted.sort_by(|a, b| {
+            b.total_xp
+                .cmp(&a.total_xp)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        let max = sorted.first().map(|l| l.total_xp).unwrap_or(0).max(1);
+        Self {
+            site,
+            languages: sorted
+                .into_iter()
+                .map(|l| LanguageRow {
+                    name: l.name.clone(),
+                    total_xp: l.total_xp,
+                    users: l.users,
+                    width: width(l.total_xp as f64 / max as f64 * 100.0),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotFoundView {
+    pub site: SiteView,
+}
