@@ -41,6 +41,9 @@ pub enum Command {
     /// Run the local ClickHouse server outside `serve` (scripts and tests use this).
     #[command(subcommand)]
     Clickhouse(ClickhouseCommand),
+    /// Run read-only SQL (ad hoc, from a file, or a library query) as the
+    /// analyst user; print a table or write CSV, JSON or Parquet.
+    Sql(crate::cmd::sql::SqlArgs),
 }
 
 #[derive(Debug, Subcommand)]

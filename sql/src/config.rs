@@ -8,6 +8,8 @@ use std::env;
 pub const DEFAULT_DATABASE: &str = "codestats";
 /// User for the embedded server and for a URL given without `CODESTATS_CLICKHOUSE_USER`.
 pub const DEFAULT_USER: &str = "default";
+/// Read-only user `codestats sql` connects as unless `CODESTATS_ANALYST_USER` says otherwise.
+pub const DEFAULT_ANALYST_USER: &str = crate::local_server::ANALYST_USER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClickHouseConfig {
@@ -52,6 +54,45 @@ impl ClickHouseConfig {
     }
 }
 
+/// The read-only account `codestats sql` runs queries as. The server, not
+/// codestats, makes it read-only: its profile has `readonly = 1` and the
+/// result-row and execution-time limits (see `sql/README.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalystConfig {
+    /// `CODESTATS_ANALYST_USER`.
+    pub user: String,
+    /// `CODESTATS_ANALYST_PASSWORD`; never logged.
+    pub password: Secret,
+}
+
+impl Default for AnalystConfig {
+    fn default() -> Self {
+        Self {
+            user: DEFAULT_ANALYST_USER.to_owned(),
+            password: Secret::default(),
+        }
+    }
+}
+
+impl AnalystConfig {
+    /// Defaults overridden by the `CODESTATS_ANALYST_*` environment variables.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let d = Self::default();
+        Self {
+            user: get("CODESTATS_ANALYST_USER")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(d.user),
+            password: get("CODESTATS_ANALYST_PASSWORD")
+                .map(Secret::new)
+                .unwrap_or(d.password),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +128,34 @@ mod tests {
                 user: "ingest".into(),
                 password: Secret::new("pw"),
                 database: "stats".into(),
+            },
+        );
+    }
+
+    fn check_analyst(vars: &[(&str, &str)], expected: AnalystConfig) {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            AnalystConfig::from_lookup(|k| map.get(k).cloned()),
+            expected
+        );
+    }
+
+    #[test]
+    fn analyst_defaults_and_overrides() {
+        check_analyst(&[], AnalystConfig::default());
+        assert_eq!(AnalystConfig::default().user, "analyst");
+        check_analyst(&[("CODESTATS_ANALYST_USER", " ")], AnalystConfig::default());
+        check_analyst(
+            &[
+                ("CODESTATS_ANALYST_USER", "reader"),
+                ("CODESTATS_ANALYST_PASSWORD", "pw"),
+            ],
+            AnalystConfig {
+                user: "reader".into(),
+                password: Secret::new("pw"),
             },
         );
     }

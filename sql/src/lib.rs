@@ -13,12 +13,13 @@ pub mod local_server;
 pub mod migrate;
 pub mod names;
 pub mod pulses;
+pub mod queries;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
 
 pub use clickhouse;
-pub use config::ClickHouseConfig;
+pub use config::{AnalystConfig, ClickHouseConfig};
 pub use db::Db;
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 mod accounts;
 mod clickhouse;
 mod serve;
+pub(crate) mod sql;
 
 use crate::{
     cli::{Cli, Command},
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Machines(cmd) => {
             with_store(&config, async |store| accounts::machines(store, cmd).await).await
         }
+        Command::Sql(args) => sql::run(&config, args).await,
     }
 }
 
