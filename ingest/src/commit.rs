@@ -21,7 +21,11 @@ use std::{
     },
     time::Duration,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
 
 /// Most rows in one INSERT.
 pub const MAX_BATCH_ROWS: usize = 100_000;
@@ -72,17 +76,25 @@ struct Writer {
 }
 
 impl Committer {
-    /// Starts the committer and the spool replayer.
-    pub fn start(db: Db, spool: Spool, replay_delay: Duration) -> Self {
+    /// Starts the committer and the spool replayer; both end when `stop`
+    /// is cancelled, the committer after writing what was queued.
+    pub fn start(
+        db: Db,
+        spool: Spool,
+        replay_delay: Duration,
+        stop: CancellationToken,
+    ) -> (Self, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Arc::new(Writer {
             db,
             spool,
             clickhouse_up: AtomicBool::new(true),
         });
-        tokio::spawn(commit_loop(writer.clone(), rx));
-        tokio::spawn(replay_loop(writer, replay_delay));
-        Self { tx }
+        let tasks = vec![
+            tokio::spawn(commit_loop(writer.clone(), rx, stop.clone())),
+            tokio::spawn(replay_loop(writer, replay_delay, stop)),
+        ];
+        (Self { tx }, tasks)
     }
 
     /// Queues `rows` (one pulse) and waits until they are durable.
@@ -103,8 +115,21 @@ impl Committer {
     }
 }
 
-async fn commit_loop(writer: Arc<Writer>, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
+async fn commit_loop(
+    writer: Arc<Writer>,
+    mut rx: mpsc::Receiver<Pending>,
+    stop: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            first = rx.recv() => first,
+            () = stop.cancelled() => {
+                // Refuse new pulses, write the queued ones, then end.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { break };
         let mut pending = vec![first];
         let mut rows = pending[0].rows.len();
         while rows < MAX_BATCH_ROWS {
@@ -202,7 +227,8 @@ impl Writer {
             if u64::from(now.saturating_sub(batch.received_at)) < min_age.as_secs() {
                 continue;
             }
-            let present = sql::pulses::batch_rows(&self.db, batch.batch_id, batch.received_at).await?;
+            let present =
+                sql::pulses::batch_rows(&self.db, batch.batch_id, batch.received_at).await?;
             if present == 0 {
                 insert(&self.db, &batch).await?;
             } else if present != batch.pulses.len() as u64 {
@@ -215,7 +241,12 @@ impl Writer {
             }
             self.spool.remove(&path)?;
             replayed += 1;
-            tracing::info!(batch_id = batch.batch_id, rows = batch.pulses.len(), already_present = present > 0, "spooled batch replayed");
+            tracing::info!(
+                batch_id = batch.batch_id,
+                rows = batch.pulses.len(),
+                already_present = present > 0,
+                "spooled batch replayed"
+            );
         }
         Ok(replayed)
     }
@@ -229,7 +260,7 @@ async fn insert(db: &Db, batch: &Batch) -> sql::Result<()> {
     Ok(())
 }
 
-async fn replay_loop(writer: Arc<Writer>, replay_delay: Duration) {
+async fn replay_loop(writer: Arc<Writer>, replay_delay: Duration, stop: CancellationToken) {
     // At start every spooled batch is old news: the process that formed it is gone.
     let mut min_age = Duration::ZERO;
     loop {
@@ -243,7 +274,10 @@ async fn replay_loop(writer: Arc<Writer>, replay_delay: Duration) {
             tracing::warn!(error = %e, "spool replay interrupted");
         }
         min_age = replay_delay;
-        tokio::time::sleep(REPLAY_INTERVAL).await;
+        tokio::select! {
+            () = tokio::time::sleep(REPLAY_INTERVAL) => {}
+            () = stop.cancelled() => return,
+        }
     }
 }
 

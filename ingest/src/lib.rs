@@ -67,6 +67,8 @@ pub struct App {
     pub rate_limit: rate::RateLimit,
     pub events: events::EventSender,
     pub stats: Stats,
+    stop: tokio_util::sync::CancellationToken,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 pub type AppState = Arc<App>;
@@ -83,8 +85,12 @@ impl App {
             dir: config.spool_dir.clone(),
             source: e,
         })?;
-        let committer = commit::Committer::start(db.clone(), spool, config.replay_delay);
-        tokio::spawn(tokens.clone().refresh_loop(db.clone()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (committer, mut tasks) =
+            commit::Committer::start(db.clone(), spool, config.replay_delay, stop.clone());
+        tasks.push(tokio::spawn(
+            tokens.clone().refresh_loop(db.clone(), stop.clone()),
+        ));
         Ok(Arc::new(App {
             db,
             tokens,
@@ -93,7 +99,20 @@ impl App {
             rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
             events: events::channel(),
             stats: Stats::default(),
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
         }))
+    }
+
+    /// Stops the background tasks: queued pulses are written (to ClickHouse
+    /// or the spool), refreshing and replaying end. Call after the HTTP
+    /// server has finished its requests.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 }
 
@@ -118,10 +137,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/api/my/pulses", pulses.clone())
         .route("/api/my/pulses/", pulses)
-        .route(
-            "/api/users/{name}",
-            get(api::users::show).layer(read_cors),
-        )
+        .route("/api/users/{name}", get(api::users::show).layer(read_cors))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(error::log_server_errors))

@@ -87,7 +87,13 @@ fn split_local(text: &str) -> Option<(String, &str)> {
     let (head, mut rest) = text.split_at(19);
     let mut local: String = head
         .char_indices()
-        .map(|(i, c)| if i == 10 && matches!(c, 't' | ' ') { 'T' } else { c })
+        .map(|(i, c)| {
+            if i == 10 && matches!(c, 't' | ' ') {
+                'T'
+            } else {
+                c
+            }
+        })
         .collect();
     if let Some(fraction) = rest.strip_prefix('.') {
         let digits = fraction.chars().take_while(char::is_ascii_digit).count();
@@ -167,14 +173,22 @@ mod tests {
     }
 
     fn check(body: &[u8], expected: Result<Pulse, &str>) {
-        assert_eq!(parse(body, NOW), expected, "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            parse(body, NOW),
+            expected,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
 
     #[test]
     fn bodies() {
         let now = "2023-11-14T22:13:20Z";
         check(
-            &body(now, r#"[{"language":"C++","xp":15},{"language":" Elixir ","xp":30}]"#),
+            &body(
+                now,
+                r#"[{"language":"C++","xp":15},{"language":" Elixir ","xp":30}]"#,
+            ),
             Ok(Pulse {
                 coded_at: NOW,
                 utc_offset: 0,
@@ -189,8 +203,23 @@ mod tests {
                 xps: vec![("Plain text".into(), 0)],
             }),
         );
-        check(&body(now, "[]"), Ok(Pulse { coded_at: NOW, utc_offset: 0, xps: vec![] }));
-        for bad in ["", "nope", "[]", "{}", r#"{"xps":[]}"#, r#"{"coded_at":"x"}"#, r#"{"coded_at":"x","xps":{}}"#] {
+        check(
+            &body(now, "[]"),
+            Ok(Pulse {
+                coded_at: NOW,
+                utc_offset: 0,
+                xps: vec![],
+            }),
+        );
+        for bad in [
+            "",
+            "nope",
+            "[]",
+            "{}",
+            r#"{"xps":[]}"#,
+            r#"{"coded_at":"x"}"#,
+            r#"{"coded_at":"x","xps":{}}"#,
+        ] {
             check(bad.as_bytes(), Err(INVALID_XPS));
         }
         check(br#"{"coded_at":5,"xps":[]}"#, Err(INVALID_CODED_AT));
@@ -207,19 +236,39 @@ mod tests {
             check(&body(now, bad), Err(INVALID_XP));
         }
         let long = "l".repeat(256);
-        check(&body(now, &format!(r#"[{{"language":"{long}","xp":1}}]"#)), Err(INVALID_XP));
+        check(
+            &body(now, &format!(r#"[{{"language":"{long}","xp":1}}]"#)),
+            Err(INVALID_XP),
+        );
         let many = format!("[{}]", vec![r#"{"language":"a","xp":1}"#; 101].join(","));
         check(&body(now, &many), Err(TOO_MANY_XPS));
-        let max = format!("[{}]", vec![r#"{"language":"a","xp":100000}"#; 100].join(","));
+        let max = format!(
+            "[{}]",
+            vec![r#"{"language":"a","xp":100000}"#; 100].join(",")
+        );
         assert!(parse(&body(now, &max), NOW).is_ok());
     }
 
     #[test]
     fn age_and_future() {
         // Exactly 7 days old is accepted, a second more is not.
-        check(&body("2023-11-07T22:13:20Z", "[]"), Ok(Pulse { coded_at: NOW - 604_800, utc_offset: 0, xps: vec![] }));
+        check(
+            &body("2023-11-07T22:13:20Z", "[]"),
+            Ok(Pulse {
+                coded_at: NOW - 604_800,
+                utc_offset: 0,
+                xps: vec![],
+            }),
+        );
         check(&body("2023-11-07T22:13:19Z", "[]"), Err(INVALID_DATE));
         // The future becomes now, the offset stays.
-        check(&body("2030-01-01T00:00:00+02:00", "[]"), Ok(Pulse { coded_at: NOW, utc_offset: 120, xps: vec![] }));
+        check(
+            &body("2030-01-01T00:00:00+02:00", "[]"),
+            Ok(Pulse {
+                coded_at: NOW,
+                utc_offset: 120,
+                xps: vec![],
+            }),
+        );
     }
 }

@@ -42,8 +42,18 @@ async fn accepts_a_code_stats_pulse() {
     assert_eq!(
         stored_rows(&app).await,
         vec![
-            Stored { coded_at: utc, utc_offset: 720, language: "C++".into(), xp: 15 },
-            Stored { coded_at: utc, utc_offset: 720, language: "Elixir".into(), xp: 30 },
+            Stored {
+                coded_at: utc,
+                utc_offset: 720,
+                language: "C++".into(),
+                xp: 15
+            },
+            Stored {
+                coded_at: utc,
+                utc_offset: 720,
+                language: "Elixir".into(),
+                xp: 30
+            },
         ]
     );
 }
@@ -56,13 +66,31 @@ async fn every_offset_form_plugins_send() {
     let utc = base.timestamp() as u32;
     for (text, offset) in [
         (base.format("%Y-%m-%dT%H:%M:%SZ").to_string(), 0i16),
-        (base.with_timezone(&chrono::FixedOffset::east_opt(3 * 3600).unwrap()).format("%Y-%m-%dT%H:%M:%S%z").to_string(), 180),
-        (base.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600 + 1800).unwrap()).format("%Y-%m-%dT%H:%M:%S%:z").to_string(), -330),
+        (
+            base.with_timezone(&chrono::FixedOffset::east_opt(3 * 3600).unwrap())
+                .format("%Y-%m-%dT%H:%M:%S%z")
+                .to_string(),
+            180,
+        ),
+        (
+            base.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600 + 1800).unwrap())
+                .format("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string(),
+            -330,
+        ),
     ] {
-        let r = app.post(&token, json!({"coded_at": text, "xps": [{"language": format!("L{offset}"), "xp": 1}]})).await;
+        let r = app
+            .post(
+                &token,
+                json!({"coded_at": text, "xps": [{"language": format!("L{offset}"), "xp": 1}]}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{text}: {:?}", r.body);
         let rows = stored_rows(&app).await;
-        let row = rows.iter().find(|r| r.language == format!("L{offset}")).unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r.language == format!("L{offset}"))
+            .unwrap();
         assert_eq!((row.coded_at, row.utc_offset), (utc, offset), "{text}");
     }
 }
@@ -92,7 +120,9 @@ async fn refuses_bad_tokens_with_403() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // A deactivated machine's token is refused.
-    sql::accounts::set_machine_active(&app.db, "ann", "box", false).await.unwrap();
+    sql::accounts::set_machine_active(&app.db, "ann", "box", false)
+        .await
+        .unwrap();
     app.app.tokens.refresh(&app.db).await.unwrap();
     let r = app.post_raw(Some(&token), body).await;
     assert_eq!((r.status, &r.body), (StatusCode::FORBIDDEN, &denied));
@@ -110,18 +140,54 @@ async fn bad_pulses_get_400_and_store_nothing() {
         ("{}".into(), "Invalid xps format."),
         (json!({"xps": []}).to_string(), "Invalid xps format."),
         (json!({"coded_at": now}).to_string(), "Invalid xps format."),
-        (json!({"coded_at": now, "xps": {"a": 1}}).to_string(), "Invalid xps format."),
-        (json!({"coded_at": "last tuesday", "xps": []}).to_string(), "Invalid coded_at format."),
-        (json!({"coded_at": "2016-04-24T01:43:56", "xps": []}).to_string(), "Invalid TZ offset!"),
-        (json!({"coded_at": "2016-04-24T01:43:56+3", "xps": []}).to_string(), "Invalid TZ offset!"),
-        (json!({"coded_at": timestamp(8 * 86400, 0), "xps": []}).to_string(), "Invalid date."),
-        (xp(json!([{"language": "Rust", "xp": 5}, {"language": "Go", "xp": -1}])), "Invalid XP format."),
-        (xp(json!([{"language": "Rust", "xp": 1.5}])), "Invalid XP format."),
-        (xp(json!([{"language": "Rust", "xp": "5"}])), "Invalid XP format."),
-        (xp(json!([{"language": null, "xp": 5}])), "Invalid XP format."),
-        (xp(json!([{"language": "Rust", "xp": 100_001}])), "Invalid XP format."),
-        (xp(json!([{"language": "x".repeat(256), "xp": 1}])), "Invalid XP format."),
-        (xp(json!(vec![json!({"language": "a", "xp": 1}); 101])), "Too many xps in one pulse."),
+        (
+            json!({"coded_at": now, "xps": {"a": 1}}).to_string(),
+            "Invalid xps format.",
+        ),
+        (
+            json!({"coded_at": "last tuesday", "xps": []}).to_string(),
+            "Invalid coded_at format.",
+        ),
+        (
+            json!({"coded_at": "2016-04-24T01:43:56", "xps": []}).to_string(),
+            "Invalid TZ offset!",
+        ),
+        (
+            json!({"coded_at": "2016-04-24T01:43:56+3", "xps": []}).to_string(),
+            "Invalid TZ offset!",
+        ),
+        (
+            json!({"coded_at": timestamp(8 * 86400, 0), "xps": []}).to_string(),
+            "Invalid date.",
+        ),
+        (
+            xp(json!([{"language": "Rust", "xp": 5}, {"language": "Go", "xp": -1}])),
+            "Invalid XP format.",
+        ),
+        (
+            xp(json!([{"language": "Rust", "xp": 1.5}])),
+            "Invalid XP format.",
+        ),
+        (
+            xp(json!([{"language": "Rust", "xp": "5"}])),
+            "Invalid XP format.",
+        ),
+        (
+            xp(json!([{"language": null, "xp": 5}])),
+            "Invalid XP format.",
+        ),
+        (
+            xp(json!([{"language": "Rust", "xp": 100_001}])),
+            "Invalid XP format.",
+        ),
+        (
+            xp(json!([{"language": "x".repeat(256), "xp": 1}])),
+            "Invalid XP format.",
+        ),
+        (
+            xp(json!(vec![json!({"language": "a", "xp": 1}); 101])),
+            "Too many xps in one pulse.",
+        ),
     ];
     for (body, message) in cases {
         let r = app.post_raw(Some(&token), body.clone()).await;
@@ -139,17 +205,34 @@ async fn oversized_body_gets_413_json() {
     let body = format!(r#"{{"coded_at":"{}","xps":[]{padding}}}"#, timestamp(0, 0));
     let r = app.post_raw(Some(&token), body).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(r.body["error"].as_str().unwrap().contains("larger than 65536"));
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 65536")
+    );
 }
 
 #[tokio::test]
 async fn limits_at_their_edges_are_accepted() {
     let app = TestApp::start(test_db!()).await;
     let token = app.machine("edge", "m", false).await;
-    let items: Vec<_> = (0..100).map(|i| json!({"language": format!("lang{i}"), "xp": 100_000})).collect();
-    let r = app.post(&token, json!({"coded_at": timestamp(7 * 86400 - 60, 0), "xps": items})).await;
+    let items: Vec<_> = (0..100)
+        .map(|i| json!({"language": format!("lang{i}"), "xp": 100_000}))
+        .collect();
+    let r = app
+        .post(
+            &token,
+            json!({"coded_at": timestamp(7 * 86400 - 60, 0), "xps": items}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let r = app.post(&token, json!({"coded_at": timestamp(0, 0), "xps": [{"language": "Zero", "xp": 0}]})).await;
+    let r = app
+        .post(
+            &token,
+            json!({"coded_at": timestamp(0, 0), "xps": [{"language": "Zero", "xp": 0}]}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(app.stored().await, (10_000_000, 101));
 }
@@ -159,7 +242,12 @@ async fn future_pulses_become_now_and_keep_their_offset() {
     let app = TestApp::start(test_db!()).await;
     let token = app.machine("fut", "m", false).await;
     let before = now_secs() as u32;
-    let r = app.post(&token, json!({"coded_at": timestamp(-86400, 120), "xps": [{"language": "Rust", "xp": 3}]})).await;
+    let r = app
+        .post(
+            &token,
+            json!({"coded_at": timestamp(-86400, 120), "xps": [{"language": "Rust", "xp": 3}]}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let rows = stored_rows(&app).await;
     assert!(rows[0].coded_at >= before && rows[0].coded_at <= now_secs() as u32);
@@ -172,18 +260,34 @@ async fn languages_are_canonical_case_insensitively() {
     let token = app.machine("lang", "m", false).await;
     for (items, secs_ago) in [
         (json!([{"language": " JavaScript ", "xp": 1}]), 30),
-        (json!([{"language": "javascript", "xp": 2}, {"language": "JAVASCRIPT", "xp": 3}, {"language": "", "xp": 4}]), 20),
+        (
+            json!([{"language": "javascript", "xp": 2}, {"language": "JAVASCRIPT", "xp": 3}, {"language": "", "xp": 4}]),
+            20,
+        ),
     ] {
-        let r = app.post(&token, json!({"coded_at": timestamp(secs_ago, 0), "xps": items})).await;
+        let r = app
+            .post(
+                &token,
+                json!({"coded_at": timestamp(secs_ago, 0), "xps": items}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let rows = stored_rows(&app).await;
     let got: Vec<(&str, u32)> = rows.iter().map(|r| (r.language.as_str(), r.xp)).collect();
-    assert_eq!(got, [("JavaScript", 1), ("JavaScript", 5), ("Plain text", 4)]);
+    assert_eq!(
+        got,
+        [("JavaScript", 1), ("JavaScript", 5), ("Plain text", 4)]
+    );
     // A fresh process learns the canonical names from ClickHouse.
     let again = TestApp::start(app.db.clone()).await;
     let token2 = again.machine("lang2", "m", false).await;
-    again.post(&token2, json!({"coded_at": timestamp(10, 0), "xps": [{"language": "JAVAscript", "xp": 7}]})).await;
+    again
+        .post(
+            &token2,
+            json!({"coded_at": timestamp(10, 0), "xps": [{"language": "JAVAscript", "xp": 7}]}),
+        )
+        .await;
     let rows = stored_rows(&again).await;
     assert!(rows.iter().all(|r| r.language != "JAVAscript"));
 }
@@ -226,7 +330,10 @@ async fn other_methods_and_paths_answer_json_never_5xx_or_3xx() {
     let r = app.get("/api/my/pulses").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = app.get("/nope").await;
-    assert_eq!((r.status, r.body["error"].is_string()), (StatusCode::NOT_FOUND, true));
+    assert_eq!(
+        (r.status, r.body["error"].is_string()),
+        (StatusCode::NOT_FOUND, true)
+    );
     // A trailing slash is served, not redirected.
     let token = app.machine("slash", "m", false).await;
     let r = app
@@ -243,8 +350,12 @@ async fn other_methods_and_paths_answer_json_never_5xx_or_3xx() {
 #[tokio::test]
 async fn tokens_changed_by_the_cli_take_effect_within_5_seconds() {
     let app = TestApp::start(test_db!()).await;
-    sql::accounts::add_user(&app.db, "late", "", false).await.unwrap();
-    let (_, token) = sql::accounts::add_machine(&app.db, "late", "m").await.unwrap();
+    sql::accounts::add_user(&app.db, "late", "", false)
+        .await
+        .unwrap();
+    let (_, token) = sql::accounts::add_machine(&app.db, "late", "m")
+        .await
+        .unwrap();
     let body = || json!({"coded_at": timestamp(0, 0), "xps": []});
     assert!(
         eventually(Duration::from_secs(5), || async {
@@ -253,7 +364,9 @@ async fn tokens_changed_by_the_cli_take_effect_within_5_seconds() {
         .await,
         "new token not accepted within 5 s"
     );
-    let (_, new_token) = sql::accounts::regenerate_token(&app.db, "late", "m").await.unwrap();
+    let (_, new_token) = sql::accounts::regenerate_token(&app.db, "late", "m")
+        .await
+        .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || async {
             app.post(&token, body()).await.status == StatusCode::FORBIDDEN
@@ -269,15 +382,29 @@ async fn accepted_pulses_are_broadcast() {
     let app = TestApp::start(test_db!()).await;
     let token = app.machine("Eve", "desk", true).await;
     let mut events = app.app.events.subscribe();
-    let r = app.post(&token, json!({"coded_at": timestamp(5, -60), "xps": [{"language": "Go", "xp": 9}]})).await;
+    let r = app
+        .post(
+            &token,
+            json!({"coded_at": timestamp(5, -60), "xps": [{"language": "Go", "xp": 9}]}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let event = tokio::time::timeout(Duration::from_secs(2), events.recv()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event.username, "Eve");
     assert!(event.private);
     assert_eq!(event.machine, "desk");
     assert_eq!(event.utc_offset, -60);
     assert_eq!(event.coded_at, now_secs() - 5);
-    assert_eq!(event.xps, vec![ingest::events::XpItem { language: "Go".into(), xp: 9 }]);
+    assert_eq!(
+        event.xps,
+        vec![ingest::events::XpItem {
+            language: "Go".into(),
+            xp: 9
+        }]
+    );
     // A refused pulse is not broadcast.
     app.post(&token, json!({"coded_at": "x", "xps": []})).await;
     assert!(events.try_recv().is_err());
@@ -292,7 +419,10 @@ async fn concurrent_clients_lose_nothing_and_double_nothing() {
     let app = TestApp::with_config(test_db!(), |c| c.rate_per_minute = 1_000_000).await;
     let mut tokens = Vec::new();
     for i in 0..CLIENTS {
-        tokens.push(app.machine(&format!("user{}", i % 10), &format!("m{i}"), false).await);
+        tokens.push(
+            app.machine(&format!("user{}", i % 10), &format!("m{i}"), false)
+                .await,
+        );
     }
     let url = app.url("/api/my/pulses");
     let tasks = tokens.into_iter().enumerate().map(|(i, token)| {
@@ -319,6 +449,10 @@ async fn concurrent_clients_lose_nothing_and_double_nothing() {
         expected.0 += xp;
         expected.1 += rows;
     }
-    assert_eq!(expected.1, (CLIENTS * PULSES * 3) as u64, "every pulse acknowledged");
+    assert_eq!(
+        expected.1,
+        (CLIENTS * PULSES * 3) as u64,
+        "every pulse acknowledged"
+    );
     assert_eq!(app.stored().await, expected);
 }

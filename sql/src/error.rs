@@ -4,8 +4,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Error)]
 pub enum Error {
+    /// Not marked as the source: the message already carries it, and a
+    /// source would print it twice in `{:#}` chains.
     #[error("clickhouse: {0}")]
-    ClickHouse(#[from] clickhouse::error::Error),
+    ClickHouse(clickhouse::error::Error),
     #[error("{0}")]
     Invalid(String),
     #[error("{0} not found")]
@@ -16,6 +18,12 @@ pub enum Error {
     LocalServer(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<clickhouse::error::Error> for Error {
+    fn from(e: clickhouse::error::Error) -> Self {
+        Error::ClickHouse(e)
+    }
 }
 
 impl Error {

@@ -189,16 +189,21 @@ impl LocalServerConfig {
             )));
         }
         self.write_config()?;
+        // The server runs inside its folder: every path it gets is absolute.
+        let dir = self.dir.canonicalize()?;
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_dir().join("stdout.log"))?;
         let mut cmd = std::process::Command::new(&self.binary);
-        cmd.arg(format!("--config-file={}", self.config_path().display()))
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
+        cmd.arg(format!(
+            "--config-file={}",
+            dir.join("config.xml").display()
+        ))
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
         Ok(cmd)
     }
 
@@ -314,11 +319,16 @@ fn is_alive(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), None).is_ok()
 }
 
+enum Ending {
+    Terminate,
+    Kill,
+}
+
 /// A local server owned by this process: it stops when [`LocalServer::stop`]
 /// is called, and is killed if the handle is dropped.
 pub struct LocalServer {
     config: LocalServerConfig,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<oneshot::Sender<Ending>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -336,8 +346,14 @@ impl LocalServer {
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = &mut stop_rx => {
-                        terminate(&cfg, &mut child).await;
+                    how = &mut stop_rx => {
+                        match how {
+                            Ok(Ending::Kill) => {
+                                let _ = child.kill().await;
+                                let _ = fs::remove_file(cfg.pid_path());
+                            }
+                            _ => terminate(&cfg, &mut child).await,
+                        }
                         return;
                     }
                     status = child.wait() => {
@@ -369,10 +385,20 @@ impl LocalServer {
         &self.config
     }
 
+    /// Kills the server with SIGKILL, as a crash would, and waits until it
+    /// is gone.
+    pub async fn kill(self) {
+        self.end(Ending::Kill).await
+    }
+
     /// Stops the server with SIGTERM and waits until it has exited.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.end(Ending::Terminate).await
+    }
+
+    async fn end(mut self, how: Ending) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(how);
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;

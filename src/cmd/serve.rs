@@ -37,12 +37,13 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
             let _ = tcp.set_nodelay(true);
         });
     tracing::info!(%listen, "serving");
-    axum::serve(listener, ingest::router(app))
+    let served = axum::serve(listener, ingest::router(app.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("http server failed")?;
+        .context("http server failed");
     tracing::info!("shutting down");
-    Ok(())
+    app.shutdown().await;
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

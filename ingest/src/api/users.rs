@@ -43,8 +43,10 @@ pub async fn show(
         sql::pulses::user_xp(&app.db, user.user_id, since),
         sql::pulses::user_xp_by_local_date(&app.db, user.user_id),
     )?;
-    let machine_names: HashMap<u64, String> =
-        machines.into_iter().map(|m| (m.machine_id, m.name)).collect();
+    let machine_names: HashMap<u64, String> = machines
+        .into_iter()
+        .map(|m| (m.machine_id, m.name))
+        .collect();
 
     let mut stats = UserStats {
         user: user.username,

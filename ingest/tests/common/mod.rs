@@ -36,6 +36,7 @@ impl TestApp {
     }
 
     pub async fn with_config(db: Db, configure: impl FnOnce(&mut IngestConfig)) -> Self {
+        init_logs();
         let data = tempfile::tempdir().unwrap();
         let mut config = IngestConfig::new(data.path());
         configure(&mut config);
@@ -63,7 +64,11 @@ impl TestApp {
     /// A user with one machine; returns the machine's token, already known
     /// to the running app.
     pub async fn machine(&self, user: &str, machine: &str, private: bool) -> String {
-        if sql::accounts::find_user(&self.db, user).await.unwrap().is_none() {
+        if sql::accounts::find_user(&self.db, user)
+            .await
+            .unwrap()
+            .is_none()
+        {
             sql::accounts::add_user(&self.db, user, "", private)
                 .await
                 .unwrap();
@@ -147,4 +152,15 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Logs in test output, filtered by `RUST_LOG` (nothing by default).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .try_init();
 }

@@ -1,0 +1,145 @@
+//! ClickHouse goes away while clients keep sending: every acknowledged pulse
+//! ends up in ClickHouse exactly once.
+
+mod common;
+
+use common::{TestApp, eventually};
+use reqwest::StatusCode;
+use serde_json::json;
+use sql::{
+    ClickHouseConfig, Db,
+    local_server::{LocalServer, LocalServerConfig},
+};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A ClickHouse of this test's own, which it may stop and start.
+fn own_server(dir: &std::path::Path) -> LocalServerConfig {
+    let mut config = LocalServerConfig::for_data_dir(dir);
+    config.http_port = free_port();
+    config.tcp_port = free_port();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clickhouse_outage_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_config = own_server(dir.path());
+    let server = LocalServer::start(server_config.clone()).await.unwrap();
+    let db = Db::new(&server_config.url(), &ClickHouseConfig::default()).unwrap();
+    sql::migrate::migrate(&db).await.unwrap();
+    let app = TestApp::with_config(db.clone(), |c| {
+        c.rate_per_minute = 1_000_000;
+        c.replay_delay = Duration::from_secs(1);
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let base = common::now_secs() - 5 * 86400;
+    let mut senders = Vec::new();
+    for client in 0..4 {
+        let token = app.machine("outage", &format!("m{client}"), false).await;
+        let (url, stop) = (app.url("/api/my/pulses"), stop.clone());
+        senders.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acked = HashMap::new();
+            let mut refused = 0;
+            let mut n = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                let coded_at = chrono::DateTime::from_timestamp(base + n, 0)
+                    .unwrap()
+                    .to_rfc3339();
+                let xp = (n % 50 + 1) as u64;
+                let body = json!({"coded_at": coded_at, "xps": [{"language": "Rust", "xp": xp}]});
+                let r = http
+                    .post(&url)
+                    .header("X-API-Token", &token)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status() {
+                    StatusCode::CREATED => {
+                        acked.insert((base + n) as u32, xp);
+                    }
+                    StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+                    other => panic!("unexpected {other}"),
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            (format!("m{client}"), acked, refused)
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.kill().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let spooled_during_outage = app.app.stats.spooled.load(Ordering::Relaxed);
+    let server = LocalServer::start(server_config.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut acked: HashMap<(String, u32), u64> = HashMap::new();
+    for sender in senders {
+        let (machine, pulses, refused) = sender.await.unwrap();
+        assert_eq!(
+            refused, 0,
+            "the spool took every pulse while clickhouse was down"
+        );
+        for (coded_at, xp) in pulses {
+            acked.insert((machine.clone(), coded_at), xp);
+        }
+    }
+    assert!(spooled_during_outage > 0, "the outage was not noticed");
+
+    let spool_dir = app.data.path().join("spool");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            std::fs::read_dir(&spool_dir).unwrap().next().is_none()
+        })
+        .await,
+        "spool not drained"
+    );
+    assert_exactly_once(&db, &acked).await;
+    server.stop().await;
+}
+
+/// Asserts every acknowledged (machine, coded_at) is stored once with its XP,
+/// and nothing else is.
+pub async fn assert_exactly_once(db: &Db, acked: &HashMap<(String, u32), u64>) {
+    let rows: Vec<(String, u32, u64, u64)> = db
+        .client()
+        .query(
+            "SELECT name, coded_at, count(), sum(xp) FROM pulses \
+             ANY INNER JOIN (SELECT machine_id, name FROM machines FINAL) USING machine_id \
+             GROUP BY name, coded_at",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let mut seen = 0;
+    for (machine, coded_at, count, xp) in &rows {
+        assert_eq!(*count, 1, "{machine} {coded_at} stored {count} times");
+        if let Some(expected) = acked.get(&(machine.clone(), *coded_at)) {
+            assert_eq!(xp, expected);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, acked.len(), "acknowledged pulses missing");
+    assert_eq!(rows.len(), acked.len(), "unacknowledged pulses stored");
+}
