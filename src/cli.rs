@@ -44,6 +44,31 @@ pub enum Command {
     /// Run read-only SQL (ad hoc, from a file, or a library query) as the
     /// analyst user; print a table or write CSV, JSON or Parquet.
     Sql(crate::cmd::sql::SqlArgs),
+    /// Compute the rollups and render the static site into DATA_DIR/site.
+    Build {
+        /// Every public user (the default without --user).
+        #[arg(long)]
+        full: bool,
+        /// Only these users (and the shared pages).
+        #[arg(long = "user", value_name = "NAME")]
+        users: Vec<String>,
+    },
+    /// Fill the store with synthetic users and pulses (demo, benchmarks).
+    Seed {
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Random seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Usernames are PREFIX0, PREFIX1, …
+        #[arg(long, default_value = "dev")]
+        prefix: String,
+        /// Share of users made private, 0 to 1.
+        #[arg(long, default_value_t = 0.1)]
+        private_share: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub clickhouse: ClickHouseConfig,
     pub ingest: IngestConfig,
+    /// `CODESTATS_PUBLIC_URL`: where people reach this server (shown in the
+    /// plugin set-up instructions). Default: `http://` + the listen address.
+    pub public_url: String,
+    /// `CODESTATS_ROLLUP_INTERVAL_SECS`: seconds between incremental rollups.
+    pub rollup_interval_secs: u64,
 }
 
 impl Config {
@@ -32,6 +37,11 @@ impl Config {
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),
             ingest,
+            public_url: std::env::var("CODESTATS_PUBLIC_URL")
+                .unwrap_or_else(|_| format!("http://{DEFAULT_LISTEN}")),
+            rollup_interval_secs: env_number("CODESTATS_ROLLUP_INTERVAL_SECS")
+                .map(u64::from)
+                .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS),
         }
     }
 }

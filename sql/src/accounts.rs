@@ -158,11 +158,14 @@ pub async fn delete_user(db: &Db, name: &str) -> Result<User> {
     for machine in list_machines(db, &user).await? {
         delete_machine_row(db, machine).await?;
     }
-    db.client()
-        .query("ALTER TABLE pulses DELETE WHERE user_id = ?")
-        .bind(user.user_id)
-        .execute()
-        .await?;
+    for table in ["pulses", "xp_hourly"] {
+        db.client()
+            .query("ALTER TABLE ? DELETE WHERE user_id = ?")
+            .bind(clickhouse::sql::Identifier(table))
+            .bind(user.user_id)
+            .execute()
+            .await?;
+    }
     user.deleted = 1;
     user.version = next_version();
     write_user(db, &user).await?;
@@ -274,11 +277,14 @@ pub async fn delete_machine(db: &Db, username: &str, name: &str) -> Result<Machi
 }
 
 async fn delete_machine_row(db: &Db, mut machine: Machine) -> Result<Machine> {
-    db.client()
-        .query("ALTER TABLE pulses DELETE WHERE machine_id = ?")
-        .bind(machine.machine_id)
-        .execute()
-        .await?;
+    for table in ["pulses", "xp_hourly"] {
+        db.client()
+            .query("ALTER TABLE ? DELETE WHERE machine_id = ?")
+            .bind(clickhouse::sql::Identifier(table))
+            .bind(machine.machine_id)
+            .execute()
+            .await?;
+    }
     machine.deleted = 1;
     machine.active = 0;
     machine.version = next_version();
@@ -299,4 +305,47 @@ pub async fn active_tokens(db: &Db) -> Result<Vec<TokenOwner>> {
         )
         .fetch_all()
         .await?)
+}
+
+/// Names of every machine that was not deleted, by id.
+pub async fn machine_names(db: &Db) -> Result<Vec<(u64, String)>> {
+    Ok(db
+        .client()
+        .query("SELECT machine_id, name FROM machines FINAL WHERE deleted = 0")
+        .fetch_all()
+        .await?)
+}
+
+/// Writes many new users at once (`codestats seed`); names are validated,
+/// uniqueness is the caller's.
+pub async fn insert_users(db: &Db, users: &[User]) -> Result<()> {
+    for user in users {
+        names::validate_username(&user.username)?;
+    }
+    let mut insert = db.client().insert::<User>("users").await?;
+    for user in users {
+        insert.write(user).await?;
+    }
+    insert.end().await?;
+    Ok(())
+}
+
+/// Writes many new machines at once (`codestats seed`).
+pub async fn insert_machines(db: &Db, machines: &[Machine]) -> Result<()> {
+    let mut insert = db.client().insert::<Machine>("machines").await?;
+    for machine in machines {
+        insert.write(machine).await?;
+    }
+    insert.end().await?;
+    Ok(())
+}
+
+/// A fresh id for a user or machine (never 0).
+pub fn fresh_id() -> u64 {
+    new_id()
+}
+
+/// A version newer than any written before by this clock.
+pub fn fresh_version() -> u64 {
+    next_version()
 }

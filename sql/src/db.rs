@@ -127,3 +127,9 @@ impl Db {
         Ok(())
     }
 }
+
+/// `?, ?, ?` for binding `n` values into an `IN (…)` list (at least one
+/// placeholder: bind a value that matches nothing when the list is empty).
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
+}

@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod names;
 pub mod pulses;
 pub mod queries;
+pub mod rollups;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "languages",
         sql: include_str!("../migrations/0002_languages.sql"),
     },
+    Migration {
+        version: 3,
+        name: "rollups",
+        sql: include_str!("../migrations/0003_rollups.sql"),
+    },
 ];
 
 #[derive(Row, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod accounts;
+mod build;
 mod clickhouse;
 mod serve;
 pub(crate) mod sql;
@@ -30,6 +31,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             with_store(&config, async |store| accounts::machines(store, cmd).await).await
         }
         Command::Sql(args) => sql::run(&config, args).await,
+        Command::Build { full, users } => {
+            with_store(&config, async |store| {
+                build::build(&config, store, full, users).await
+            })
+            .await
+        }
+        Command::Seed {
+            users,
+            days,
+            seed,
+            prefix,
+            private_share,
+        } => {
+            let options = jobs::seed::SeedOptions {
+                users,
+                days,
+                seed,
+                prefix,
+                private_share,
+            };
+            with_store(&config, async |store| build::seed(store, &options).await).await
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 use crate::{config::Config, store::Store};
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use std::net::SocketAddr;
+use jobs::{Rollups, Scope};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio_cron_scheduler::JobScheduler;
 
 pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
     let store = Store::open_migrated(config).await?;
@@ -36,14 +38,74 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
         .tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+    let rollups = Arc::new(super::build::rollups(config, store)?);
+    let rollup_tasks = start_rollups(config, rollups.clone(), &app).await?;
+
+    let site = super::build::site_dir(config);
+    let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
     tracing::info!(%listen, "serving");
-    let served = axum::serve(listener, ingest::router(app.clone()))
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("http server failed");
     tracing::info!("shutting down");
+    rollup_tasks.stop().await;
     app.shutdown().await;
     served
+}
+
+/// The rollups of a running server: a full run now, then the schedule, and
+/// every user ingest accepts a pulse from is marked for the next run.
+struct RollupTasks {
+    scheduler: JobScheduler,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RollupTasks {
+    async fn stop(mut self) {
+        if let Err(e) = self.scheduler.shutdown().await {
+            tracing::warn!(error = %e, "rollup scheduler did not stop cleanly");
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn start_rollups(
+    config: &Config,
+    rollups: Arc<Rollups>,
+    app: &ingest::AppState,
+) -> anyhow::Result<RollupTasks> {
+    let mut events = app.events.subscribe();
+    let marker = rollups.clone();
+    let mark = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => marker.mark_dirty(event.user_id),
+                // Missed users are found through `received_at` anyway.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let first = rollups.clone();
+    let initial = tokio::spawn(async move {
+        if let Err(e) = first.run(Scope::Full).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "initial rollup failed; the schedule retries"
+            );
+        }
+    });
+    let every = Duration::from_secs(config.rollup_interval_secs.max(1));
+    let scheduler = jobs::schedule::start(rollups, every)
+        .await
+        .context("cannot start the rollup schedule")?;
+    Ok(RollupTasks {
+        scheduler,
+        tasks: vec![mark, initial],
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,0 +1,330 @@
+//! One rollup run: which users changed, their aggregates from ClickHouse,
+//! the models (Polars, in `compute`), and the site (`builder`).
+
+use crate::compute::{self, ProfileInputs, SharedInputs, UserInfo};
+use ::builder::{BuildReport, Builder, model::SiteModel};
+use anyhow::Context;
+use sql::{Db, accounts, rollups::Users};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Pulses received this long before the previous run started are looked
+/// at again: a batch formed just before the watermark may land just after.
+pub const RECEIVED_OVERLAP_SECS: u32 = 10;
+
+/// What a run covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every public user; rebuilds the whole site.
+    Full,
+    /// Users with new pulses or changed accounts since the last run.
+    Incremental,
+    /// These users (by name), and the shared pages.
+    Users(Vec<String>),
+}
+
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub full: bool,
+    /// Profiles computed.
+    pub profiles: usize,
+    /// Users whose pages were removed (now private or deleted).
+    pub removed: usize,
+    pub build: BuildReport,
+    /// Time per step.
+    pub steps: Vec<(&'static str, Duration)>,
+}
+
+impl RunReport {
+    pub fn total(&self) -> Duration {
+        self.steps.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// When the last run started (unix seconds); `None` before the first.
+    last_started: Option<u32>,
+    /// Public users at the last run: id → username.
+    public: HashMap<u64, String>,
+}
+
+/// The rollup jobs over one store and one output directory. Runs never
+/// overlap: a run waits for (or, scheduled, skips) one in progress.
+pub struct Rollups {
+    db: Db,
+    builder: Arc<Builder>,
+    state: tokio::sync::Mutex<State>,
+    /// Users ingest saw pulses from since the last run.
+    dirty: Mutex<HashSet<u64>>,
+}
+
+struct Timer {
+    started: Instant,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl Timer {
+    fn step(&mut self, name: &'static str) {
+        let elapsed = self.started.elapsed();
+        tracing::debug!(step = name, ms = elapsed.as_millis() as u64, "rollup step");
+        self.steps.push((name, elapsed));
+        self.started = Instant::now();
+    }
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Rollups {
+    pub fn new(db: Db, builder: Builder) -> Self {
+        Self {
+            db,
+            builder: Arc::new(builder),
+            state: tokio::sync::Mutex::new(State::default()),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn builder(&self) -> &Builder {
+        &self.builder
+    }
+
+    /// Notes that `user_id` sent pulses (ingest, in this process).
+    pub fn mark_dirty(&self, user_id: u64) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user_id);
+    }
+
+    /// Runs unless a run is in progress (then `None`).
+    pub async fn try_run(&self, scope: Scope) -> Option<anyhow::Result<RunReport>> {
+        let mut state = self.state.try_lock().ok()?;
+        Some(self.run_locked(&mut state, scope).await)
+    }
+
+    /// Runs, after the run in progress if any.
+    pub async fn run(&self, scope: Scope) -> anyhow::Result<RunReport> {
+        let mut state = self.state.lock().await;
+        self.run_locked(&mut state, scope).await
+    }
+
+    #[tracing::instrument(name = "rollup", skip_all, fields(scope = ?scope))]
+    async fn run_locked(&self, state: &mut State, scope: Scope) -> anyhow::Result<RunReport> {
+        let started = now_secs();
+        let mut timer = Timer {
+            started: Instant::now(),
+            steps: vec![],
+        };
+        let users = accounts::list_users(&self.db)
+            .await
+            .context("cannot list users")?;
+        let public: Vec<UserInfo> = users
+            .iter()
+            .filter(|u| !u.is_private())
+            .map(|u| UserInfo {
+                user_id: u.user_id,
+                username: u.username.clone(),
+                created_at: u.created_at,
+            })
+            .collect();
+        let public_names: HashMap<u64, String> = public
+            .iter()
+            .map(|u| (u.user_id, u.username.clone()))
+            .collect();
+        let site_exists = self.builder.output_dir().join("index.html").is_file();
+        let scope = match scope {
+            Scope::Incremental if state.last_started.is_none() || !site_exists => Scope::Full,
+            Scope::Users(_) if !site_exists => Scope::Full,
+            other => other,
+        };
+
+        // Whose profile to compute, and whose pages to rewrite or remove.
+        let marked: HashSet<u64> =
+            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        let (targets, touched): (Vec<u64>, Vec<String>) = match &scope {
+            Scope::Full => (public.iter().map(|u| u.user_id).collect(), vec![]),
+            Scope::Users(names) => {
+                let wanted: HashSet<String> = names.iter().map(|n| sql::names::fold(n)).collect();
+                let found: Vec<&sql::accounts::User> = users
+                    .iter()
+                    .filter(|u| wanted.contains(&u.username_key))
+                    .collect();
+                if found.len() < wanted.len() {
+                    let known: HashSet<&str> =
+                        found.iter().map(|u| u.username_key.as_str()).collect();
+                    let missing: Vec<&String> = wanted
+                        .iter()
+                        .filter(|w| !known.contains(w.as_str()))
+                        .collect();
+                    anyhow::bail!("no such user: {missing:?}");
+                }
+                (
+                    found
+                        .iter()
+                        .filter(|u| !u.is_private())
+                        .map(|u| u.user_id)
+                        .collect(),
+                    found.iter().map(|u| u.username.clone()).collect(),
+                )
+            }
+            Scope::Incremental => {
+                let since = state
+                    .last_started
+                    .unwrap_or(0)
+                    .saturating_sub(RECEIVED_OVERLAP_SECS);
+                let mut ids: HashSet<u64> = sql::rollups::users_received_since(&self.db, since)
+                    .await
+                    .context("cannot read which users changed")?
+                    .into_iter()
+                    .collect();
+                ids.extend(marked);
+                let mut touched = Vec::new();
+                // Users gone private, deleted or renamed lose their old pages.
+                for (id, old_name) in &state.public {
+                    if public_names.get(id) != Some(old_name) {
+                        touched.push(old_name.clone());
+                        ids.insert(*id);
+                    }
+                }
+                // Users new to the public site.
+                for id in public_names.keys() {
+                    if !state.public.contains_key(id) {
+                        ids.insert(*id);
+                    }
+                }
+                let targets: Vec<u64> = ids
+                    .into_iter()
+                    .filter(|id| public_names.contains_key(id))
+                    .collect();
+                touched.extend(
+                    targets
+                        .iter()
+                        .filter_map(|id| public_names.get(id).cloned()),
+                );
+                (targets, touched)
+            }
+        };
+        timer.step("dirty users");
+
+        let selection = match scope {
+            Scope::Full => Users::All,
+            _ => Users::Only(&targets),
+        };
+        let now = now_secs();
+        let inputs = self.profile_inputs(&selection, now).await?;
+        timer.step("read profile aggregates");
+        let shared_inputs = self.shared_inputs(now).await?;
+        timer.step("read shared aggregates");
+
+        let target_set: HashSet<u64> = targets.iter().copied().collect();
+        let target_users: Vec<UserInfo> = public
+            .iter()
+            .filter(|u| target_set.contains(&u.user_id))
+            .cloned()
+            .collect();
+        let full = scope == Scope::Full;
+        let (site, profiles) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(SiteModel, usize)> {
+                let profiles =
+                    compute::profiles(&target_users, &inputs, now).context("profiles")?;
+                let (front, languages) =
+                    compute::shared(&public, &shared_inputs).context("shared pages")?;
+                let n = profiles.len();
+                Ok((
+                    SiteModel {
+                        generated_at: now,
+                        front,
+                        profiles,
+                        languages,
+                    },
+                    n,
+                ))
+            })
+            .await??;
+        timer.step("compute models");
+
+        let builder = self.builder.clone();
+        let removed = touched
+            .iter()
+            .filter(|n| !site.profiles.iter().any(|p| &p.username == *n))
+            .count();
+        let build = tokio::task::spawn_blocking(move || {
+            if full {
+                builder.build(&site)
+            } else {
+                builder.build_users(&site, &touched)
+            }
+        })
+        .await?
+        .context("cannot build the site")?;
+        timer.step("render site");
+
+        state.last_started = Some(started as u32);
+        state.public = public_names;
+        let report = RunReport {
+            full,
+            profiles,
+            removed,
+            build,
+            steps: timer.steps,
+        };
+        tracing::info!(
+            full,
+            profiles,
+            removed,
+            files = report.build.files(),
+            ms = report.total().as_millis() as u64,
+            "rollup done"
+        );
+        Ok(report)
+    }
+
+    async fn profile_inputs(&self, users: &Users<'_>, now: i64) -> anyhow::Result<ProfileInputs> {
+        let db = &self.db;
+        let since = (now - compute::NEW_XP_WINDOW_SECS).max(0) as u32;
+        let (language_days, machines, hours, recent, last, machine_names) = tokio::try_join!(
+            sql::rollups::language_days(db, users),
+            sql::rollups::machines(db, users),
+            sql::rollups::hours(db, users),
+            sql::rollups::recent(db, users, since),
+            sql::rollups::last_pulses(db, users),
+            accounts::machine_names(db),
+        )
+        .context("cannot read profile aggregates")?;
+        Ok(ProfileInputs {
+            language_days,
+            machines,
+            machine_names: machine_names.into_iter().collect(),
+            hours,
+            recent,
+            last,
+        })
+    }
+
+    async fn shared_inputs(&self, now: i64) -> anyhow::Result<SharedInputs> {
+        let db = &self.db;
+        let week_start = compute::local_today(now, 0)
+            - chrono::Duration::days(i64::from(compute::WEEK_DAYS - 1));
+        let week_start = week_start.format("%Y-%m-%d").to_string();
+        let minute_since = (now - compute::XP_PER_MINUTE_WINDOW_SECS).max(0) as u32;
+        let (user_languages, user_languages_week, language_days, xp_per_minute) = tokio::try_join!(
+            sql::rollups::public_user_languages(db, "1970-01-01"),
+            sql::rollups::public_user_languages(db, &week_start),
+            sql::rollups::public_language_days(db),
+            sql::rollups::public_xp_per_minute(db, minute_since),
+        )
+        .context("cannot read shared aggregates")?;
+        Ok(SharedInputs {
+            user_languages,
+            user_languages_week,
+            language_days,
+            xp_per_minute,
+        })
+    }
+}

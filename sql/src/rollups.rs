@@ -1,0 +1,214 @@
+//! What the rollup jobs read: aggregates of `xp_hourly` (summed at insert
+//! time) and of recent raw pulses, for a set of users or for all of them.
+
+use crate::{
+    db::{Db, placeholders},
+    error::Result,
+};
+use clickhouse::Row;
+use serde::Deserialize;
+
+/// Which users a read covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Users<'a> {
+    All,
+    Only(&'a [u64]),
+}
+
+impl Users<'_> {
+    /// A `WHERE` condition on `user_id` and the values to bind to it.
+    fn condition(&self) -> (String, Vec<u64>) {
+        match self {
+            Users::All => ("1".to_owned(), vec![]),
+            Users::Only(ids) => (
+                format!("user_id IN ({})", placeholders(ids.len())),
+                if ids.is_empty() {
+                    vec![0]
+                } else {
+                    ids.to_vec()
+                },
+            ),
+        }
+    }
+}
+
+fn query(db: &Db, template: &str, users: &Users<'_>) -> clickhouse::query::Query {
+    let (condition, ids) = users.condition();
+    let mut q = db.client().query(&template.replace("{users}", &condition));
+    for id in ids {
+        q = q.bind(id);
+    }
+    q
+}
+
+/// XP of a user in a language on a local date.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct LanguageDayXp {
+    pub user_id: u64,
+    pub language: String,
+    /// Days since 1970-01-01.
+    pub local_date: u16,
+    pub xp: u64,
+}
+
+pub async fn language_days(db: &Db, users: &Users<'_>) -> Result<Vec<LanguageDayXp>> {
+    Ok(query(
+        db,
+        "SELECT user_id, language, local_date, sum(xp) FROM xp_hourly WHERE {users} \
+         GROUP BY user_id, language, local_date ORDER BY user_id, local_date, language",
+        users,
+    )
+    .fetch_all()
+    .await?)
+}
+
+/// XP of a user from a machine (all time).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct MachineXpRow {
+    pub user_id: u64,
+    pub machine_id: u64,
+    pub xp: u64,
+}
+
+pub async fn machines(db: &Db, users: &Users<'_>) -> Result<Vec<MachineXpRow>> {
+    Ok(query(
+        db,
+        "SELECT user_id, machine_id, sum(xp) FROM xp_hourly WHERE {users} \
+         GROUP BY user_id, machine_id ORDER BY user_id, machine_id",
+        users,
+    )
+    .fetch_all()
+    .await?)
+}
+
+/// XP of a user by local hour of day (all time).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct HourXp {
+    pub user_id: u64,
+    pub local_hour: u8,
+    pub xp: u64,
+}
+
+pub async fn hours(db: &Db, users: &Users<'_>) -> Result<Vec<HourXp>> {
+    Ok(query(
+        db,
+        "SELECT user_id, local_hour, sum(xp) FROM xp_hourly WHERE {users} \
+         GROUP BY user_id, local_hour ORDER BY user_id, local_hour",
+        users,
+    )
+    .fetch_all()
+    .await?)
+}
+
+/// XP coded since a moment, by user, machine and language (the "new" XP).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct RecentXp {
+    pub user_id: u64,
+    pub machine_id: u64,
+    pub language: String,
+    pub xp: u64,
+}
+
+pub async fn recent(db: &Db, users: &Users<'_>, since: u32) -> Result<Vec<RecentXp>> {
+    let (condition, ids) = users.condition();
+    let mut q = db.client().query(&format!(
+        "SELECT user_id, machine_id, language, sum(xp) FROM pulses \
+         WHERE coded_at >= toDateTime(?) AND {condition} \
+         GROUP BY user_id, machine_id, language ORDER BY user_id, machine_id, language"
+    ));
+    q = q.bind(since);
+    for id in ids {
+        q = q.bind(id);
+    }
+    Ok(q.fetch_all().await?)
+}
+
+/// A user's latest pulse: when, and the offset it was sent with.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct LastPulse {
+    pub user_id: u64,
+    pub coded_at: u32,
+    pub utc_offset: i16,
+}
+
+pub async fn last_pulses(db: &Db, users: &Users<'_>) -> Result<Vec<LastPulse>> {
+    Ok(query(
+        db,
+        "SELECT user_id, max(coded_at), argMax(utc_offset, coded_at) FROM pulses \
+         WHERE {users} GROUP BY user_id ORDER BY user_id",
+        users,
+    )
+    .fetch_all()
+    .await?)
+}
+
+/// Public XP per minute since a moment (the front page's activity graph).
+pub async fn public_xp_per_minute(db: &Db, since: u32) -> Result<Vec<(u32, u64)>> {
+    Ok(db
+        .client()
+        .query(
+            "SELECT toUInt32(intDiv(toUInt32(coded_at), 60) * 60) AS minute, sum(xp) FROM pulses \
+             WHERE coded_at >= toDateTime(?) AND user_id IN \
+                (SELECT user_id FROM users FINAL WHERE deleted = 0 AND private = 0) \
+             GROUP BY minute ORDER BY minute",
+        )
+        .bind(since)
+        .fetch_all()
+        .await?)
+}
+
+/// Users whose pulses were received since a moment.
+pub async fn users_received_since(db: &Db, since: u32) -> Result<Vec<u64>> {
+    Ok(db
+        .client()
+        .query("SELECT DISTINCT user_id FROM pulses WHERE received_at >= toDateTime(?)")
+        .bind(since)
+        .fetch_all()
+        .await?)
+}
+
+/// Public XP per language and local date, all users (language pages and
+/// the front page's top languages).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct GlobalLanguageDay {
+    pub language: String,
+    pub local_date: u16,
+    pub xp: u64,
+    pub users: u64,
+}
+
+pub async fn public_language_days(db: &Db) -> Result<Vec<GlobalLanguageDay>> {
+    Ok(db
+        .client()
+        .query(
+            "SELECT language, local_date, sum(xp), uniqExact(user_id) FROM xp_hourly \
+             WHERE user_id IN (SELECT user_id FROM users FINAL WHERE deleted = 0 AND private = 0) \
+             GROUP BY language, local_date ORDER BY language, local_date",
+        )
+        .fetch_all()
+        .await?)
+}
+
+/// Public XP per user and language since a local date (top users of each
+/// language, most active users of the week).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct UserLanguageXp {
+    pub user_id: u64,
+    pub language: String,
+    pub xp: u64,
+}
+
+/// `since_date` is `YYYY-MM-DD`.
+pub async fn public_user_languages(db: &Db, since_date: &str) -> Result<Vec<UserLanguageXp>> {
+    Ok(db
+        .client()
+        .query(
+            "SELECT user_id, language, sum(xp) FROM xp_hourly \
+             WHERE local_date >= toDate(?) AND user_id IN \
+                (SELECT user_id FROM users FINAL WHERE deleted = 0 AND private = 0) \
+             GROUP BY user_id, language ORDER BY user_id, language",
+        )
+        .bind(since_date)
+        .fetch_all()
+        .await?)
+}
