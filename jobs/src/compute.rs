@@ -433,3 +433,265 @@ pub fn shared(
     });
     Ok((front, languages))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sql::rollups::GlobalLanguageDay;
+
+    // 2024-03-01T12:00:00Z, a Friday.
+    const NOW: i64 = 1_709_294_400;
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn day(s: &str) -> u16 {
+        day_of_date(date(s)) as u16
+    }
+
+    fn user(id: u64, name: &str, created: &str) -> UserInfo {
+        UserInfo {
+            user_id: id,
+            username: name.into(),
+            created_at: date(created)
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp() as u32,
+        }
+    }
+
+    fn lang_day(user_id: u64, language: &str, d: &str, xp: u64) -> LanguageDayXp {
+        LanguageDayXp {
+            user_id,
+            language: language.into(),
+            local_date: day(d),
+            xp,
+        }
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(date_of_day(0), date("1970-01-01"));
+        assert_eq!(day_of_date(date("2024-03-01")), 19783);
+        assert_eq!(local_today(NOW, 14 * 60), date("2024-03-02"));
+        assert_eq!(local_today(NOW - 13 * 3600, -12 * 60), date("2024-02-29"));
+    }
+
+    #[test]
+    fn profile_of_a_user_and_of_an_empty_one() {
+        let users = [
+            user(1, "alice", "2024-01-15"),
+            user(2, "empty", "2024-02-01"),
+        ];
+        let inputs = ProfileInputs {
+            language_days: vec![
+                lang_day(1, "Rust", "2024-02-29", 100),
+                lang_day(1, "Rust", "2024-03-01", 50),
+                lang_day(1, "Go", "2024-03-01", 30),
+                // Someone else's rows never leak in.
+                lang_day(3, "Go", "2024-03-01", 999),
+            ],
+            machines: vec![
+                MachineXpRow {
+                    user_id: 1,
+                    machine_id: 10,
+                    xp: 120,
+                },
+                MachineXpRow {
+                    user_id: 1,
+                    machine_id: 11,
+                    xp: 60,
+                },
+            ],
+            machine_names: [(10, "laptop".to_owned()), (11, "desk".to_owned())].into(),
+            hours: vec![
+                HourXp {
+                    user_id: 1,
+                    local_hour: 9,
+                    xp: 100,
+                },
+                HourXp {
+                    user_id: 1,
+                    local_hour: 23,
+                    xp: 80,
+                },
+            ],
+            recent: vec![RecentXp {
+                user_id: 1,
+                machine_id: 10,
+                language: "Rust".into(),
+                xp: 50,
+            }],
+            last: vec![LastPulse {
+                user_id: 1,
+                coded_at: (NOW - 100) as u32,
+                utc_offset: 0,
+            }],
+        };
+        let profiles = profiles(&users, &inputs, NOW).unwrap();
+        let alice = &profiles[0];
+        assert_eq!(alice.username, "alice");
+        assert_eq!(alice.today, date("2024-03-01"));
+        assert_eq!(alice.user_since, date("2024-01-15"));
+        assert_eq!(alice.last_programmed, Some(NOW - 100));
+        assert_eq!((alice.total_xp, alice.new_xp, alice.level), (180, 50, 0));
+        assert_eq!(
+            alice.languages,
+            vec![
+                LanguageXp::new("Rust", 150, 50),
+                LanguageXp::new("Go", 30, 0)
+            ]
+        );
+        assert_eq!(
+            alice.machines,
+            vec![
+                MachineXp {
+                    name: "laptop".into(),
+                    xp: 120,
+                    new_xp: 50
+                },
+                MachineXp {
+                    name: "desk".into(),
+                    xp: 60,
+                    new_xp: 0
+                },
+            ]
+        );
+        assert_eq!(
+            alice.daily,
+            vec![
+                DailyXp {
+                    date: date("2024-02-29"),
+                    xp: 100
+                },
+                DailyXp {
+                    date: date("2024-03-01"),
+                    xp: 80
+                },
+            ]
+        );
+        assert_eq!(alice.last_14_days.len(), 14);
+        assert_eq!(alice.last_14_days[0].date, date("2024-02-17"));
+        assert_eq!(
+            alice.last_14_days[13],
+            DayLanguages {
+                date: date("2024-03-01"),
+                languages: vec![NamedXp::new("Rust", 50), NamedXp::new("Go", 30)]
+            }
+        );
+        assert_eq!(alice.hours[9], 100);
+        assert_eq!(alice.hours[23], 80);
+        // Thursday and Friday.
+        assert_eq!(alice.weekdays, [0, 0, 0, 100, 80, 0, 0]);
+        assert_eq!((alice.current_streak, alice.longest_streak), (2, 2));
+        assert_eq!(alice.xp_per_day_average, 90.0);
+
+        let empty = &profiles[1];
+        assert_eq!(
+            (empty.total_xp, empty.new_xp, empty.level, empty.progress),
+            (0, 0, 0, 0.0)
+        );
+        assert!(empty.languages.is_empty() && empty.machines.is_empty() && empty.daily.is_empty());
+        assert_eq!(empty.last_programmed, None);
+        assert_eq!(
+            (
+                empty.current_streak,
+                empty.longest_streak,
+                empty.xp_per_day_average
+            ),
+            (0, 0, 0.0)
+        );
+        assert!(empty.last_14_days.iter().all(|d| d.languages.is_empty()));
+    }
+
+    #[test]
+    fn levels_at_their_boundaries() {
+        let users = [user(1, "lvl", "2024-01-01")];
+        for (xp, expected_level) in [(0, 0), (1_599, 0), (1_600, 1), (6_399, 1), (6_400, 2)] {
+            let inputs = ProfileInputs {
+                language_days: vec![lang_day(1, "Rust", "2024-03-01", xp)],
+                ..Default::default()
+            };
+            let p = &profiles(&users, &inputs, NOW).unwrap()[0];
+            assert_eq!(p.level, expected_level, "{xp}");
+            assert_eq!(p.languages[0].level, expected_level, "{xp}");
+        }
+    }
+
+    #[test]
+    fn front_page_and_language_pages() {
+        let public = [user(1, "alice", "2024-01-15"), user(2, "bob", "2024-02-20")];
+        let ul = |user_id, language: &str, xp| UserLanguageXp {
+            user_id,
+            language: language.into(),
+            xp,
+        };
+        let inputs = SharedInputs {
+            user_languages: vec![ul(1, "Rust", 150), ul(1, "Go", 30), ul(2, "Rust", 10)],
+            user_languages_week: vec![ul(1, "Rust", 50), ul(2, "Rust", 10), ul(2, "Go", 60)],
+            language_days: vec![
+                GlobalLanguageDay {
+                    language: "Rust".into(),
+                    local_date: day("2024-02-29"),
+                    xp: 100,
+                    users: 1,
+                },
+                GlobalLanguageDay {
+                    language: "Rust".into(),
+                    local_date: day("2024-03-01"),
+                    xp: 60,
+                    users: 2,
+                },
+                GlobalLanguageDay {
+                    language: "Go".into(),
+                    local_date: day("2024-03-01"),
+                    xp: 30,
+                    users: 1,
+                },
+            ],
+            xp_per_minute: vec![((NOW - 60) as u32, 7)],
+        };
+        let (front, languages) = shared(&public, &inputs).unwrap();
+        assert_eq!((front.total_xp, front.users), (190, 2));
+        assert_eq!(
+            front.top_languages_week,
+            vec![NamedXp::new("Go", 60), NamedXp::new("Rust", 60)]
+        );
+        assert_eq!(
+            front.most_active_week,
+            vec![NamedXp::new("bob", 70), NamedXp::new("alice", 50)]
+        );
+        assert_eq!(front.newest_users[0].username, "bob");
+        assert_eq!(
+            front.xp_per_minute,
+            vec![MinuteXp {
+                minute: NOW - 60,
+                xp: 7
+            }]
+        );
+        assert_eq!(languages.len(), 2);
+        assert_eq!(
+            (
+                languages[0].name.as_str(),
+                languages[0].total_xp,
+                languages[0].users
+            ),
+            ("Rust", 160, 2)
+        );
+        assert_eq!(
+            languages[0].top_users,
+            vec![NamedXp::new("alice", 150), NamedXp::new("bob", 10)]
+        );
+        assert_eq!(languages[0].xp_per_day.len(), 2);
+        assert_eq!(
+            (
+                languages[1].name.as_str(),
+                languages[1].total_xp,
+                languages[1].users
+            ),
+            ("Go", 30, 1)
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Incremental rollups touch only the users that changed.
+
+use jobs::{Rollups, Scope};
+use sql::{pulses::PulseRow, test_db};
+
+fn pulse(user_id: u64, machine_id: u64, xp: u32) -> PulseRow {
+    let now = chrono::Utc::now().timestamp() as u32;
+    PulseRow {
+        pulse_id: rand::random(),
+        batch_id: rand::random(),
+        user_id,
+        machine_id,
+        coded_at: now - 60,
+        utc_offset: 0,
+        language: "Rust".into(),
+        xp,
+        received_at: now,
+    }
+}
+
+#[tokio::test]
+async fn only_changed_users_are_rebuilt() {
+    let db = test_db!();
+    let mut ids = Vec::new();
+    for name in ["ada", "bea", "cy"] {
+        let user = sql::accounts::add_user(&db, name, "", false).await.unwrap();
+        let (machine, _) = sql::accounts::add_machine(&db, name, "m").await.unwrap();
+        ids.push((user.user_id, machine.machine_id));
+    }
+    sql::pulses::insert(
+        &db,
+        &[pulse(ids[0].0, ids[0].1, 10), pulse(ids[1].0, ids[1].1, 20)],
+    )
+    .await
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let site = out.path().join("site");
+    let rollups = Rollups::new(db.clone(), builder::Builder::new(&site).unwrap());
+
+    // The first run of a process is full.
+    let first = rollups.run(Scope::Incremental).await.unwrap();
+    assert!(first.full);
+    assert_eq!(first.profiles, 3);
+
+    // New XP for cy, bea goes private: exactly those two are touched.
+    rollups.mark_dirty(ids[2].0);
+    sql::pulses::insert(&db, &[pulse(ids[2].0, ids[2].1, 5)])
+        .await
+        .unwrap();
+    sql::accounts::set_private(&db, "bea", true).await.unwrap();
+    let second = rollups.run(Scope::Incremental).await.unwrap();
+    assert!(!second.full);
+    assert_eq!(second.removed, 1);
+    assert!(!site.join(builder::paths::user_dir("bea")).exists());
+    assert!(!site.join(builder::paths::api_user_file("bea")).exists());
+    let cy: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(site.join(builder::paths::api_user_file("cy"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cy["total_xp"], 5);
+    // ada's pulse was received within the overlap window, so ada may be
+    // looked at again; bea is never rebuilt as a public profile.
+    assert!(second.profiles <= 2, "{}", second.profiles);
+    let front = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(!front.contains("bea"));
+
+    // Back to public: the page returns.
+    sql::accounts::set_private(&db, "bea", false).await.unwrap();
+    let third = rollups.run(Scope::Incremental).await.unwrap();
+    assert!(third.profiles >= 1);
+    assert!(
+        site.join(builder::paths::user_dir("bea"))
+            .join("index.html")
+            .exists()
+    );
+}
