@@ -53,6 +53,9 @@ pub enum Command {
         #[arg(long = "user", value_name = "NAME")]
         users: Vec<String>,
     },
+    /// Measure: `bench rollups` times seeding, a full rollup and an incremental one.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Fill the store with synthetic users and pulses (demo, benchmarks).
     Seed {
         #[arg(long, default_value_t = 100)]
@@ -127,4 +130,18 @@ pub enum ClickhouseCommand {
     Stop,
     /// Print the server's URL and version, or fail when it does not answer.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Seed a throw-away database, then time a full and an incremental rollup.
+    Rollups {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Users changed before the incremental run.
+        #[arg(long, default_value_t = 100)]
+        dirty: usize,
+    },
 }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod accounts;
+mod bench;
 mod build;
 mod clickhouse;
 mod serve;
@@ -34,6 +35,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build { full, users } => {
             with_store(&config, async |store| {
                 build::build(&config, store, full, users).await
+            })
+            .await
+        }
+        Command::Bench(crate::cli::BenchCommand::Rollups { users, days, dirty }) => {
+            with_store(&config, async |store| {
+                bench::rollups(&config, store, users, days, dirty).await
             })
             .await
         }
