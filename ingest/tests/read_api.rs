@@ -86,6 +86,9 @@ async fn answers_the_code_stats_shape() {
             + 7
     );
 
+    // The static site's spelling of the same resource answers the same.
+    let r = app.get("/api/users/nicd.json").await;
+    assert_eq!(r.status, StatusCode::OK);
     let r = app.get("/api/users/NICD").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["access-control-allow-origin"], "*");

@@ -33,8 +33,14 @@ pub async fn show(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<UserStats>, AppError> {
-    let user = sql::accounts::find_user(&app.db, &name)
-        .await?
+    // `/api/users/NAME.json` is the static site's name for the same answer.
+    let mut user = sql::accounts::find_user(&app.db, &name).await?;
+    if user.is_none()
+        && let Some(stem) = name.strip_suffix(".json")
+    {
+        user = sql::accounts::find_user(&app.db, stem).await?;
+    }
+    let user = user
         .filter(|u| !u.is_private())
         .ok_or(AppError::NotFound(USER_NOT_FOUND))?;
     let since = crate::commit::now_secs().saturating_sub(NEW_XP_WINDOW_SECS);
