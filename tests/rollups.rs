@@ -230,3 +230,61 @@ async fn built_profile_equals_sql_over_raw_pulses() {
         assert!(!path.to_string_lossy().to_lowercase().contains("secretbob"));
     }
 }
+
+/// `serve` keeps the site current by itself: a pulse posted to it shows on
+/// the user's page after the next scheduled incremental run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_rebuilds_a_profile_after_a_pulse() {
+    let db = test_db!();
+    sql::accounts::add_user(&db, "Fresh", "", false)
+        .await
+        .unwrap();
+    let (_, token) = sql::accounts::add_machine(&db, "fresh", "m").await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
+        .env("CODESTATS_CLICKHOUSE_DATABASE", db.database())
+        .env("CODESTATS_DATA_DIR", data.path())
+        .env("CODESTATS_ROLLUP_INTERVAL_SECS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let page = |base: String| async move {
+        match reqwest::get(format!("{base}/users/Fresh/")).await {
+            Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    let started = std::time::Instant::now();
+    while !page(base.clone()).await.contains("/api/my/pulses") {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no set-up page within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    post(
+        &base,
+        &token,
+        rfc3339(chrono::Utc::now().timestamp() - 5, 0),
+        json!([{"language": "Rust", "xp": 12345}]),
+    )
+    .await;
+    while !page(base.clone()).await.contains("12,345") {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "profile not rebuilt within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
