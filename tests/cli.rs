@@ -177,14 +177,6 @@ async fn tokens_are_never_stored_in_clear() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn pid_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -199,7 +191,11 @@ fn pid_alive(pid: i32) -> bool {
 #[tokio::test]
 async fn serve_runs_and_stops_an_embedded_clickhouse() {
     let data = tempfile::tempdir().unwrap();
-    let (http, tcp, listen) = (free_port(), free_port(), free_port());
+    let (http, tcp, listen) = (
+        sql::testing::free_port(),
+        sql::testing::free_port(),
+        sql::testing::free_port(),
+    );
     let cmd = |args: &[&str]| {
         let mut c = Command::new(BIN);
         c.args(args)

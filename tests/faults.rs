@@ -19,14 +19,6 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_codestats");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_serve(ch_url: &str, data_dir: &std::path::Path, listen: u16) -> Child {
     Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{listen}")])
@@ -63,8 +55,8 @@ fn spool_files(dir: &std::path::Path) -> usize {
 async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
     let ch_dir = tempfile::tempdir().unwrap();
     let mut ch_config = LocalServerConfig::for_data_dir(ch_dir.path());
-    ch_config.http_port = free_port();
-    ch_config.tcp_port = free_port();
+    ch_config.http_port = sql::testing::free_port();
+    ch_config.tcp_port = sql::testing::free_port();
     let ch = LocalServer::start(ch_config.clone()).await.unwrap();
     let db = Db::new(&ch_config.url(), &ClickHouseConfig::default()).unwrap();
     sql::migrate::migrate(&db).await.unwrap();
@@ -82,7 +74,7 @@ async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
     }
 
     let data = tempfile::tempdir().unwrap();
-    let listen = free_port();
+    let listen = sql::testing::free_port();
     let mut serve = start_serve(&ch_config.url(), data.path(), listen);
     wait_healthy(listen).await;
 
@@ -152,34 +144,11 @@ async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
     assert!(serve.wait().unwrap().success());
 
     let acked = acked.lock().unwrap().clone();
-    let rows: Vec<(String, u32, u64, u64)> = db
-        .client()
-        .query(
-            "SELECT name, coded_at, count(), sum(xp) FROM pulses \
-             ANY INNER JOIN (SELECT machine_id, name FROM machines FINAL) USING machine_id \
-             GROUP BY name, coded_at",
-        )
-        .fetch_all()
-        .await
-        .unwrap();
-    let stored: HashMap<(String, u32), (u64, u64)> = rows
-        .into_iter()
-        .map(|(m, c, n, xp)| ((m, c), (n, xp)))
-        .collect();
-    for (key, (count, _)) in &stored {
-        assert_eq!(*count, 1, "{key:?} stored {count} times");
-    }
-    for (key, xp) in &acked {
-        assert_eq!(
-            stored.get(key).map(|s| s.1),
-            Some(*xp),
-            "acknowledged {key:?} missing"
-        );
-    }
+    let stored = sql::testing::assert_exactly_once(&db, &acked).await;
     eprintln!(
         "acknowledged {}, spooled files at kill {spooled}, stored {}",
         acked.len(),
-        stored.len()
+        stored
     );
     ch.stop().await;
 }

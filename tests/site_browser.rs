@@ -21,14 +21,6 @@ impl Drop for Serve {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Local URLs a page refers to (`src="/…"`, `href="/…"`).
 fn local_refs(html: &str) -> Vec<String> {
     let mut refs = Vec::new();
@@ -106,7 +98,7 @@ async fn pages_render_in_chromium_without_errors() {
     .await
     .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = sql::testing::free_port();
     let _serve = Serve(
         Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])

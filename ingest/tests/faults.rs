@@ -19,19 +19,11 @@ use std::{
     time::Duration,
 };
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A ClickHouse of this test's own, which it may stop and start.
 fn own_server(dir: &std::path::Path) -> LocalServerConfig {
     let mut config = LocalServerConfig::for_data_dir(dir);
-    config.http_port = free_port();
-    config.tcp_port = free_port();
+    config.http_port = sql::testing::free_port();
+    config.tcp_port = sql::testing::free_port();
     config
 }
 
@@ -115,31 +107,7 @@ async fn clickhouse_outage_loses_and_doubles_nothing() {
         .await,
         "spool not drained"
     );
-    assert_exactly_once(&db, &acked).await;
+    let stored = sql::testing::assert_exactly_once(&db, &acked).await;
+    assert_eq!(stored, acked.len(), "unacknowledged pulses stored");
     server.stop().await;
-}
-
-/// Asserts every acknowledged (machine, coded_at) is stored once with its XP,
-/// and nothing else is.
-pub async fn assert_exactly_once(db: &Db, acked: &HashMap<(String, u32), u64>) {
-    let rows: Vec<(String, u32, u64, u64)> = db
-        .client()
-        .query(
-            "SELECT name, coded_at, count(), sum(xp) FROM pulses \
-             ANY INNER JOIN (SELECT machine_id, name FROM machines FINAL) USING machine_id \
-             GROUP BY name, coded_at",
-        )
-        .fetch_all()
-        .await
-        .unwrap();
-    let mut seen = 0;
-    for (machine, coded_at, count, xp) in &rows {
-        assert_eq!(*count, 1, "{machine} {coded_at} stored {count} times");
-        if let Some(expected) = acked.get(&(machine.clone(), *coded_at)) {
-            assert_eq!(xp, expected);
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, acked.len(), "acknowledged pulses missing");
-    assert_eq!(rows.len(), acked.len(), "unacknowledged pulses stored");
 }

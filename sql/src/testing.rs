@@ -100,6 +100,47 @@ macro_rules! test_db {
     }};
 }
 
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// For fault tests that send one pulse per machine and second: panics unless
+/// every acknowledged (machine name, coded_at) is stored exactly once with
+/// its XP and no (machine, second) is stored twice. Returns how many
+/// (machine, second) keys are stored in all.
+pub async fn assert_exactly_once(
+    db: &Db,
+    acked: &std::collections::HashMap<(String, u32), u64>,
+) -> usize {
+    let rows: Vec<(String, u32, u64, u64)> = db
+        .client()
+        .query(
+            "SELECT name, coded_at, count(), sum(xp) FROM pulses \
+             ANY INNER JOIN (SELECT machine_id, name FROM machines FINAL) USING machine_id \
+             GROUP BY name, coded_at",
+        )
+        .fetch_all()
+        .await
+        .expect("read stored pulses");
+    let mut stored = std::collections::HashMap::new();
+    for (machine, coded_at, count, xp) in rows {
+        assert_eq!(count, 1, "{machine} {coded_at} stored {count} times");
+        stored.insert((machine, coded_at), xp);
+    }
+    for (key, xp) in acked {
+        assert_eq!(
+            stored.get(key),
+            Some(xp),
+            "acknowledged {key:?} missing or wrong"
+        );
+    }
+    stored.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
