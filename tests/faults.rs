@@ -150,5 +150,5 @@ async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
         acked.len(),
         stored
     );
-    ch.stop().await;
+    ch.kill().await;
 }
