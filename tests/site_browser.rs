@@ -62,7 +62,8 @@ fn chromium(url: &str, screenshot: &Path) -> Vec<String> {
             "--v=0",
             "--hide-scrollbars",
             "--window-size=1200,1600",
-            "--virtual-time-budget=3000",
+            // No --virtual-time-budget: pages keep a live-updates stream
+            // open, which holds virtual time still; the shot is taken at load.
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", screenshot.display()))

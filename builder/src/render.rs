@@ -34,6 +34,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 pub const ASSETS: &[(&str, &[u8])] = &[
     ("style.css", include_bytes!("../../site/style.css")),
     ("favicon.svg", include_bytes!("../../site/favicon.svg")),
+    ("live.js", include_bytes!("../../site/live.js")),
 ];
 
 /// `1234567` → `1,234,567`.

@@ -2,9 +2,14 @@
 //! written with one INSERT; each request is answered when its batch is
 //! durable — in ClickHouse, or else in the local spool.
 //!
-//! The committer writes a batch as soon as the previous one is done, taking
-//! everything that arrived meanwhile (up to [`MAX_BATCH_ROWS`]): batches grow
-//! with load and latency stays one insert long when idle.
+//! The committer writes a batch as soon as a write slot is free (up to
+//! [`MAX_INSERTS_IN_FLIGHT`] at once), taking everything that arrived
+//! meanwhile (up to [`MAX_BATCH_ROWS`]): batches grow with load and latency
+//! stays one insert long when idle. Before writing it
+//! lingers while requests keep arriving (each within [`LINGER_GAP`], for at
+//! most [`MAX_LINGER`]): the clients answered by the previous INSERT are
+//! back a moment later, and without the linger the load splits into two
+//! half-size batches taking turns, each paying ClickHouse's cost per INSERT.
 //!
 //! Exactly once: a batch has an id and a single `received_at`, so it lands
 //! in one partition and its INSERT is all or nothing. Replaying a spooled
@@ -29,6 +34,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Most rows in one INSERT.
 pub const MAX_BATCH_ROWS: usize = 100_000;
+/// A batch keeps gathering while requests arrive at most this far apart…
+pub const LINGER_GAP: Duration = Duration::from_millis(1);
+/// …for at most this long after its first request.
+pub const MAX_LINGER: Duration = Duration::from_millis(5);
+/// Batches written at the same time. ClickHouse takes parallel INSERTs well
+/// (each pays a fixed cost per part, largely independent of the others);
+/// while all slots are busy the next batch keeps growing.
+pub const MAX_INSERTS_IN_FLIGHT: usize = 4;
 /// Requests waiting for the committer before new ones are refused (503).
 pub const QUEUE_CAPACITY: usize = 65_536;
 /// Longest an INSERT may take before its batch goes to the spool instead.
@@ -120,6 +133,8 @@ async fn commit_loop(
     mut rx: mpsc::Receiver<Pending>,
     stop: CancellationToken,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INSERTS_IN_FLIGHT));
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let first = tokio::select! {
             first = rx.recv() => first,
@@ -130,23 +145,46 @@ async fn commit_loop(
             }
         };
         let Some(first) = first else { break };
+        // While every slot is busy, requests queue up: the next batch grows.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let linger_until = tokio::time::Instant::now() + MAX_LINGER;
         let mut pending = vec![first];
         let mut rows = pending[0].rows.len();
         while rows < MAX_BATCH_ROWS {
-            match rx.try_recv() {
-                Ok(p) => {
+            let next = match rx.try_recv() {
+                Ok(p) => Some(p),
+                Err(_) if stop.is_cancelled() => None,
+                Err(_) => {
+                    let until = linger_until.min(tokio::time::Instant::now() + LINGER_GAP);
+                    tokio::time::timeout_at(until, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            };
+            match next {
+                Some(p) => {
                     rows += p.rows.len();
                     pending.push(p);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         let batch = form_batch(&mut pending);
-        let outcome = writer.persist(&batch).await;
-        for p in pending {
-            let _ = p.done.send(outcome.clone());
-        }
+        let writer = writer.clone();
+        in_flight.spawn(async move {
+            let outcome = writer.persist(&batch).await;
+            drop(slot);
+            for p in pending {
+                let _ = p.done.send(outcome.clone());
+            }
+        });
+        // Reap finished writes so the set stays small.
+        while in_flight.try_join_next().is_some() {}
     }
+    in_flight.join_all().await;
     tracing::debug!("committer stopped: no more requests");
 }
 

@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod languages;
 pub mod limits;
+pub mod live;
 pub mod pulse;
 pub mod rate;
 pub mod spool;
@@ -66,6 +67,8 @@ pub struct App {
     pub committer: commit::Committer,
     pub rate_limit: rate::RateLimit,
     pub events: events::EventSender,
+    /// The live feed (`/live`), fed from `events` by its own task.
+    pub live: Arc<live::Live>,
     pub stats: Stats,
     stop: tokio_util::sync::CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -75,7 +78,7 @@ pub type AppState = Arc<App>;
 
 impl App {
     /// Loads tokens and languages, opens the spool and starts the committer,
-    /// the spool replayer and the token refresher.
+    /// the spool replayer, the token refresher and the live feed's hub.
     pub async fn start(db: Db, config: &IngestConfig) -> Result<AppState, StartError> {
         let tokens = Arc::new(tokens::Tokens::default());
         tokens.refresh(&db).await?;
@@ -91,13 +94,19 @@ impl App {
         tasks.push(tokio::spawn(
             tokens.clone().refresh_loop(db.clone(), stop.clone()),
         ));
+        let events = events::channel();
+        let live = Arc::new(live::Live::default());
+        tasks.push(tokio::spawn(
+            live.clone().run(events.subscribe(), stop.clone()),
+        ));
         Ok(Arc::new(App {
             db,
             tokens,
             languages,
             committer,
             rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
-            events: events::channel(),
+            events,
+            live,
             stats: Stats::default(),
             stop,
             tasks: std::sync::Mutex::new(tasks),
@@ -105,9 +114,12 @@ impl App {
     }
 
     /// Stops the background tasks: queued pulses are written (to ClickHouse
-    /// or the spool), refreshing and replaying end. Call after the HTTP
-    /// server has finished its requests.
+    /// or the spool), refreshing and replaying end, live streams end. Call
+    /// after the HTTP server has finished its requests; call
+    /// `app.live.close()` as soon as shutdown begins, since a graceful HTTP
+    /// shutdown waits for open live streams.
     pub async fn shutdown(&self) {
+        self.live.close();
         self.stop.cancel();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
@@ -137,7 +149,12 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/api/my/pulses", pulses.clone())
         .route("/api/my/pulses/", pulses)
-        .route("/api/users/{name}", get(api::users::show).layer(read_cors))
+        .route(
+            "/api/users/{name}",
+            get(api::users::show).layer(read_cors.clone()),
+        )
+        .route("/live", get(live::front).layer(read_cors.clone()))
+        .route("/live/users/{name}", get(live::profile).layer(read_cors))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(error::log_server_errors))

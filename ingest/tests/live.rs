@@ -1,0 +1,322 @@
+//! `GET /live` and `GET /live/users/NAME` over real HTTP, read with an SSE
+//! client (sse-stream over a reqwest byte stream), fed by pulses posted to
+//! the real ingest endpoint.
+
+mod common;
+
+use common::{TestApp, eventually, timestamp};
+use futures::{StreamExt, stream::BoxStream};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sql::test_db;
+use sse_stream::{Sse, SseByteStream};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An open event stream.
+struct Events {
+    headers: reqwest::header::HeaderMap,
+    blocks: BoxStream<'static, Sse>,
+}
+
+impl Events {
+    /// The next `pulse` event: its id and its data.
+    async fn next(&mut self) -> Option<(u64, Value)> {
+        tokio::time::timeout(WAIT, async {
+            while let Some(block) = self.blocks.next().await {
+                if block.event.as_deref() == Some("pulse") {
+                    let id = block.id.expect("pulse without id").parse().unwrap();
+                    let data = serde_json::from_str(block.data.as_deref().unwrap()).unwrap();
+                    return Some((id, data));
+                }
+            }
+            None
+        })
+        .await
+        .expect("no event within 10 s")
+    }
+
+    /// Whether the stream ends (rather than sending a pulse) within `WAIT`.
+    async fn ends(&mut self) -> bool {
+        self.next().await.is_none()
+    }
+}
+
+async fn subscribe(app: &TestApp, path: &str, last_event_id: Option<u64>) -> Events {
+    let mut request = app
+        .client
+        .get(app.url(path))
+        .header("origin", "http://elsewhere.example");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let headers = response.headers().clone();
+    let blocks = SseByteStream::new(response.bytes_stream())
+        .filter_map(|block| async move { block.ok() })
+        .boxed();
+    Events { headers, blocks }
+}
+
+fn pulse(language: &str, xp: u32) -> Value {
+    json!({"coded_at": timestamp(30, 0), "xps": [{"language": language, "xp": xp}]})
+}
+
+async fn post(app: &TestApp, token: &str, body: Value) {
+    let r = app.post(token, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn a_pulse_reaches_the_front_and_profile_streams() {
+    let app = TestApp::start(test_db!()).await;
+    let token = app.machine("Alice", "laptop", false).await;
+    let mut front = subscribe(&app, "/live", None).await;
+    // case-insensitive, like the read API
+    let mut profile = subscribe(&app, "/live/users/aLICE", None).await;
+    for headers in [&front.headers, &profile.headers] {
+        assert_eq!(headers["content-type"], "text/event-stream");
+        assert_eq!(headers["x-accel-buffering"], "no");
+        assert_eq!(headers["access-control-allow-origin"], "*");
+    }
+
+    let offset = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+    let coded_at = chrono::Utc::now() - chrono::Duration::seconds(90);
+    let utc = coded_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let local = coded_at
+        .with_timezone(&offset)
+        .format("%Y-%m-%dT%H:%M:%S+02:00")
+        .to_string();
+    post(
+        &app,
+        &token,
+        json!({"coded_at": local, "xps": [{"language": "Rust", "xp": 12}, {"language": "SQL", "xp": 3}]}),
+    )
+    .await;
+
+    let xps = json!([{"language": "Rust", "xp": 12}, {"language": "SQL", "xp": 3}]);
+    let (front_id, data) = front.next().await.unwrap();
+    assert_eq!(data, json!({"user": "Alice", "xps": xps, "coded_at": utc}));
+    let (profile_id, data) = profile.next().await.unwrap();
+    assert_eq!(
+        data,
+        json!({"xps": xps, "coded_at": utc, "coded_at_local": local, "machine": "laptop"})
+    );
+    assert_eq!(front_id, profile_id);
+
+    post(&app, &token, pulse("Rust", 1)).await;
+    assert!(front.next().await.unwrap().0 > front_id);
+    assert!(profile.next().await.unwrap().0 > profile_id);
+}
+
+#[tokio::test]
+async fn private_users_stay_off_the_feed() {
+    let app = TestApp::start(test_db!()).await;
+    let ghost = app.machine("ghost", "m", true).await;
+    let bob = app.machine("bob", "m", false).await;
+    let carol = app.machine("carol", "m", false).await;
+
+    for path in [
+        "/live/users/ghost",
+        "/live/users/GHOST",
+        "/live/users/nobody",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.body, json!({"error": "User not found or private."}));
+    }
+
+    let mut front = subscribe(&app, "/live", None).await;
+    post(&app, &ghost, pulse("Secret", 99)).await;
+    post(&app, &bob, pulse("Go", 5)).await;
+    let (_, data) = front.next().await.unwrap();
+    assert_eq!(data["user"], "bob");
+    assert_eq!(data["xps"], json!([{"language": "Go", "xp": 5}]));
+
+    // bob turns private while his profile is open: within a token refresh
+    // his pulses stop showing, his open stream ends and it cannot reopen.
+    let mut bob_profile = subscribe(&app, "/live/users/bob", None).await;
+    sql::accounts::set_private(&app.db, "bob", true)
+        .await
+        .unwrap();
+    app.app.tokens.refresh(&app.db).await.unwrap();
+    post(&app, &bob, pulse("Go", 6)).await;
+    post(&app, &carol, pulse("C", 7)).await;
+    let (_, data) = front.next().await.unwrap();
+    assert_eq!(data["user"], "carol");
+    assert!(bob_profile.ends().await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            // the status only: a 200 is a stream that never ends
+            let r = app.client.get(app.url("/live/users/bob")).send().await;
+            r.unwrap().status() == StatusCode::NOT_FOUND
+        })
+        .await
+    );
+    // and nothing of his is in the resume ring for the front either
+    let mut resumed = subscribe(&app, "/live", Some(0)).await;
+    let mut users = Vec::new();
+    post(&app, &carol, pulse("C", 8)).await;
+    while users.len() < 3 {
+        users.push(resumed.next().await.unwrap().1["user"].clone());
+    }
+    assert_eq!(users, ["bob", "carol", "carol"], "bob's public pulse only");
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_where_the_client_left() {
+    let app = TestApp::start(test_db!()).await;
+    let token = app.machine("dave", "m", false).await;
+    let mut front = subscribe(&app, "/live", None).await;
+    let mut profile = subscribe(&app, "/live/users/dave", None).await;
+    for xp in 1..=3 {
+        post(&app, &token, pulse("Rust", xp)).await;
+    }
+    let mut last = 0;
+    for _ in 1..=3 {
+        last = front.next().await.unwrap().0;
+        assert_eq!(profile.next().await.unwrap().0, last);
+    }
+    drop((front, profile));
+
+    // missed while away
+    for xp in 4..=5 {
+        post(&app, &token, pulse("Rust", xp)).await;
+    }
+    let mut front = subscribe(&app, "/live", Some(last)).await;
+    let mut profile = subscribe(&app, "/live/users/dave", Some(last)).await;
+    post(&app, &token, pulse("Rust", 6)).await;
+    for events in [&mut front, &mut profile] {
+        let mut xps = Vec::new();
+        for _ in 4..=6 {
+            let (id, data) = events.next().await.unwrap();
+            assert!(id > last);
+            xps.push(data["xps"][0]["xp"].as_u64().unwrap());
+        }
+        assert_eq!(xps, [4, 5, 6]);
+    }
+
+    // without Last-Event-ID: only what comes next
+    let mut fresh = subscribe(&app, "/live", None).await;
+    post(&app, &token, pulse("Rust", 7)).await;
+    assert_eq!(fresh.next().await.unwrap().1["xps"][0]["xp"], 7);
+}
+
+/// Subscribers that never read must not slow ingest down or make anything
+/// grow: every post still gets 201, and every queue stays within its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stuck_subscribers_do_not_hold_up_ingest() {
+    const STUCK: usize = 20;
+    const PULSES: usize = 1200;
+    let app = TestApp::with_config(test_db!(), |c| {
+        c.rate_per_minute = 1_000_000;
+        c.rate_burst = 1_000_000;
+    })
+    .await;
+    let token = app.machine("flood", "m", false).await;
+
+    let mut stuck = Vec::new();
+    for i in 0..STUCK {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(app.addr).await.unwrap();
+        let path = if i % 2 == 0 {
+            "/live"
+        } else {
+            "/live/users/flood"
+        };
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        stuck.push(stream); // never read
+    }
+    assert!(
+        eventually(WAIT, || async {
+            app.app
+                .live
+                .stats
+                .open
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= STUCK as u64
+        })
+        .await
+    );
+
+    // one subscriber that reads
+    let mut reader = subscribe(&app, "/live", None).await;
+    let reading = tokio::spawn(async move {
+        let mut n = 0;
+        while n < PULSES && reader.next().await.is_some() {
+            n += 1;
+        }
+        n
+    });
+
+    // ~7 KB per event, so each stuck connection is owed megabytes: far more
+    // than its socket buffers hold.
+    let xps: Vec<Value> = (0..100)
+        .map(|i| json!({"language": format!("Language number {i:03} with a long name"), "xp": 1}))
+        .collect();
+    let body = json!({"coded_at": timestamp(30, 0), "xps": xps}).to_string();
+    let mut statuses = futures::stream::iter(0..PULSES)
+        .map(|_| {
+            let (client, url, token, body) = (
+                app.client.clone(),
+                app.url("/api/my/pulses"),
+                token.clone(),
+                body.clone(),
+            );
+            async move {
+                client
+                    .post(url)
+                    .header("x-api-token", token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        })
+        .buffer_unordered(32);
+    let mut created = 0;
+    let mut max_front = 0;
+    let mut max_events = 0;
+    while let Some(status) = statuses.next().await {
+        assert_eq!(status, StatusCode::CREATED);
+        created += 1;
+        max_front = max_front.max(app.app.live.front_queued());
+        max_events = max_events.max(app.app.events.len());
+    }
+    assert_eq!(created, PULSES);
+    assert!(max_events <= ingest::events::EVENT_BUFFER);
+    assert!(max_front <= ingest::live::FRONT_BUFFER, "{max_front}");
+    assert!(app.app.live.ring_len() <= ingest::live::RING_EVENTS);
+    assert_eq!(
+        tokio::time::timeout(WAIT, reading).await.unwrap().unwrap(),
+        PULSES,
+        "the reading subscriber got every pulse"
+    );
+    assert_eq!(
+        app.app
+            .live
+            .stats
+            .hub_missed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // each stuck one is still connected, holding nothing up, or was dropped
+    // for falling a channel's length behind while it still read a little
+    let stats = &app.app.live.stats;
+    let open = stats.open.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = stats.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        open + dropped >= STUCK as u64,
+        "{open} open, {dropped} dropped"
+    );
+    drop(stuck);
+}
