@@ -212,10 +212,12 @@ async fn serve_runs_and_stops_an_embedded_clickhouse() {
 
     let started = Instant::now();
     let mut serve = cmd(&["serve", "--listen", &format!("127.0.0.1:{listen}")])
+        .env("RUST_LOG", "info,codestats=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data.path().join("serve.log")).unwrap())
         .spawn()
         .unwrap();
+    let serve_log = || std::fs::read_to_string(data.path().join("serve.log")).unwrap_or_default();
     let health_url = format!("http://127.0.0.1:{listen}/healthz");
     let body = loop {
         if let Ok(r) = reqwest::get(&health_url).await {
@@ -245,6 +247,12 @@ async fn serve_runs_and_stops_an_embedded_clickhouse() {
     let token = cmd(&["machines", "add", "dana", "box"]).output().unwrap();
     assert!(token.status.success());
 
+    // An open live stream must not hold up the shutdown.
+    let live = reqwest::get(format!("http://127.0.0.1:{listen}/live"))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
     let pid_file = data.path().join("clickhouse/server.pid");
     let ch_pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -258,8 +266,16 @@ async fn serve_runs_and_stops_an_embedded_clickhouse() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
+    let stopping = Instant::now();
     let status = serve.wait().unwrap();
     assert!(status.success(), "serve exited with {status}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}:\n{}",
+        stopping.elapsed(),
+        serve_log()
+    );
+    drop(live);
     assert!(!pid_alive(ch_pid), "clickhouse child left running");
     assert!(!pid_file.exists());
 }

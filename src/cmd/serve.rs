@@ -5,8 +5,11 @@ use crate::{config::Config, store::Store};
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use jobs::{Rollups, Scope};
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::IntoFuture, net::SocketAddr, sync::Arc, time::Duration};
 use tokio_cron_scheduler::JobScheduler;
+
+/// How long open connections may take to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
     let store = Store::open_migrated(config).await?;
@@ -44,13 +47,33 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     let site = super::build::site_dir(config);
     let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
     tracing::info!(%listen, "serving");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("http server failed");
-    tracing::info!("shutting down");
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
+    let graceful = {
+        let app = app.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            // Live streams never end by themselves: close them so the
+            // graceful shutdown can finish.
+            app.live.close();
+            let _ = stopping_tx.send(());
+        }
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let served = tokio::select! {
+        served = server.into_future() => served.context("http server failed"),
+        () = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
     rollup_tasks.stop().await;
+    tracing::debug!("rollups stopped");
     app.shutdown().await;
+    tracing::debug!("ingest stopped");
     served
 }
 
@@ -68,6 +91,7 @@ impl RollupTasks {
         }
         for task in self.tasks {
             task.abort();
+            let _ = task.await;
         }
     }
 }
