@@ -20,6 +20,8 @@
 use crate::spool::{Batch, Spool};
 use sql::{Db, languages::LanguageRow, pulses::PulseRow};
 use std::{
+    collections::HashMap,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -46,6 +48,9 @@ pub const MAX_INSERTS_IN_FLIGHT: usize = 4;
 pub const QUEUE_CAPACITY: usize = 65_536;
 /// Longest an INSERT may take before its batch goes to the spool instead.
 pub const INSERT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most rows replayed from the spool in one INSERT (well under ClickHouse's
+/// `max_insert_block_size`, so the INSERT stays one block).
+pub const REPLAY_GROUP_ROWS: usize = 500_000;
 /// How often the spool is replayed into ClickHouse while it holds batches.
 pub const REPLAY_INTERVAL: Duration = Duration::from_secs(1);
 /// A spooled batch is replayed only this long after it was formed, so an
@@ -250,10 +255,16 @@ impl Writer {
     }
 
     /// Replays every spooled batch old enough; stops at the first
-    /// ClickHouse error that may pass. Returns the batches replayed.
+    /// ClickHouse error. Returns the batches replayed.
+    ///
+    /// Batches formed in the same month are replayed together, in one
+    /// INSERT of at most [`REPLAY_GROUP_ROWS`] rows: they land in one
+    /// partition, so that INSERT is all or nothing too.
     async fn replay(&self, min_age: Duration) -> sql::Result<usize> {
-        let mut replayed = 0;
         let now = now_secs();
+        let mut replayed = 0;
+        let mut group: Vec<(PathBuf, Batch)> = Vec::new();
+        let mut group_rows = 0;
         for path in self.spool.pending()? {
             let batch = match Spool::read(&path) {
                 Ok(b) => b,
@@ -265,29 +276,77 @@ impl Writer {
             if u64::from(now.saturating_sub(batch.received_at)) < min_age.as_secs() {
                 continue;
             }
-            let present =
-                sql::pulses::batch_rows(&self.db, batch.batch_id, batch.received_at).await?;
-            if present == 0 {
-                insert(&self.db, &batch).await?;
-            } else if present != batch.pulses.len() as u64 {
-                tracing::error!(
-                    batch_id = batch.batch_id,
-                    present,
-                    spooled = batch.pulses.len(),
-                    "spooled batch partly present; not inserting it again"
-                );
+            let same_month = group
+                .first()
+                .is_none_or(|(_, first)| month(first.received_at) == month(batch.received_at));
+            if !same_month || group_rows + batch.pulses.len() > REPLAY_GROUP_ROWS {
+                replayed += self.replay_group(std::mem::take(&mut group)).await?;
+                group_rows = 0;
             }
-            self.spool.remove(&path)?;
-            replayed += 1;
-            tracing::info!(
-                batch_id = batch.batch_id,
-                rows = batch.pulses.len(),
-                already_present = present > 0,
-                "spooled batch replayed"
-            );
+            group_rows += batch.pulses.len();
+            group.push((path, batch));
         }
+        replayed += self.replay_group(group).await?;
         Ok(replayed)
     }
+
+    /// Inserts the batches of `group` that ClickHouse does not hold yet (an
+    /// INSERT that timed out may have landed), then deletes their files.
+    async fn replay_group(&self, group: Vec<(PathBuf, Batch)>) -> sql::Result<usize> {
+        let (Some(from), Some(to)) = (
+            group.iter().map(|(_, b)| b.received_at).min(),
+            group.iter().map(|(_, b)| b.received_at).max(),
+        ) else {
+            return Ok(0);
+        };
+        let ids: Vec<u64> = group.iter().map(|(_, b)| b.batch_id).collect();
+        let present: HashMap<u64, u64> = sql::pulses::batches_present(&self.db, &ids, from, to)
+            .await?
+            .into_iter()
+            .collect();
+        let mut missing = Batch {
+            batch_id: 0,
+            received_at: from,
+            pulses: Vec::new(),
+            languages: Vec::new(),
+        };
+        for (_, batch) in &group {
+            match present.get(&batch.batch_id) {
+                None => {
+                    missing.pulses.extend(batch.pulses.iter().cloned());
+                    missing.languages.extend(batch.languages.iter().cloned());
+                }
+                Some(&n) if n == batch.pulses.len() as u64 => {}
+                Some(&n) => tracing::error!(
+                    batch_id = batch.batch_id,
+                    present = n,
+                    spooled = batch.pulses.len(),
+                    "spooled batch partly present; not inserting it again"
+                ),
+            }
+        }
+        insert(&self.db, &missing).await?;
+        for (path, _) in &group {
+            self.spool.remove(path)?;
+        }
+        tracing::info!(
+            batches = group.len(),
+            already_present = present.len(),
+            rows = missing.pulses.len(),
+            "spooled batches replayed"
+        );
+        Ok(group.len())
+    }
+}
+
+/// `toYYYYMM` of a Unix time, UTC: the partition a batch lands in.
+fn month(secs: u32) -> u32 {
+    chrono::DateTime::from_timestamp(i64::from(secs), 0)
+        .map(|d| {
+            use chrono::Datelike;
+            d.year() as u32 * 100 + d.month()
+        })
+        .unwrap_or(0)
 }
 
 async fn insert(db: &Db, batch: &Batch) -> sql::Result<()> {

@@ -112,3 +112,51 @@ async fn clickhouse_outage_loses_and_doubles_nothing() {
     // Teardown: the app's connections would hold up a graceful stop.
     server.kill().await;
 }
+
+/// A batch whose INSERT timed out may still have landed: replaying the spool
+/// inserts only the batches ClickHouse does not hold.
+#[tokio::test]
+async fn replay_skips_batches_that_already_landed() {
+    use ingest::spool::{Batch, Spool};
+    use sql::pulses::PulseRow;
+    let db = sql::test_db!();
+    let now = common::now_secs() as u32;
+    let batch = |batch_id: u64, received_at: u32, xp: u32| Batch {
+        batch_id,
+        received_at,
+        pulses: (0..3)
+            .map(|i| PulseRow {
+                pulse_id: batch_id * 10 + i,
+                batch_id,
+                user_id: 1,
+                machine_id: 2,
+                coded_at: received_at - 60,
+                utc_offset: 0,
+                language: "Rust".into(),
+                xp,
+                received_at,
+            })
+            .collect(),
+        languages: vec![],
+    };
+    let landed = batch(11, now - 100, 1);
+    let lost = batch(12, now - 90, 10);
+    let other = batch(13, now - 80, 100);
+    sql::pulses::insert(&db, &landed.pulses).await.unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let spool = Spool::open(data.path().join("spool")).unwrap();
+    for b in [&landed, &lost, &other] {
+        spool.write(b).unwrap();
+    }
+    let app = TestApp::with_config(db.clone(), |c| c.spool_dir = data.path().join("spool")).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            spool.pending().unwrap().is_empty()
+        })
+        .await,
+        "spool not replayed"
+    );
+    // Each batch once: 3 × 1 + 3 × 10 + 3 × 100.
+    assert_eq!(app.stored().await, (333, 9));
+}

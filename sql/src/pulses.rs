@@ -32,15 +32,31 @@ pub async fn insert(db: &Db, rows: &[PulseRow]) -> Result<()> {
     Ok(())
 }
 
-/// How many rows of batch `batch_id` (formed at `received_at`) ClickHouse holds.
-pub async fn batch_rows(db: &Db, batch_id: u64, received_at: u32) -> Result<u64> {
-    Ok(db
+/// How many rows of each of `batch_ids` (formed between `from` and `to`)
+/// ClickHouse holds; batches it holds none of are left out.
+pub async fn batches_present(
+    db: &Db,
+    batch_ids: &[u64],
+    from: u32,
+    to: u32,
+) -> Result<Vec<(u64, u64)>> {
+    let mut query = db
         .client()
-        .query("SELECT count() FROM pulses WHERE received_at = toDateTime(?) AND batch_id = ?")
-        .bind(received_at)
-        .bind(batch_id)
-        .fetch_one()
-        .await?)
+        .query(&format!(
+            "SELECT batch_id, count() FROM pulses \
+             WHERE received_at >= toDateTime(?) AND received_at <= toDateTime(?) \
+             AND batch_id IN ({}) GROUP BY batch_id",
+            crate::db::placeholders(batch_ids.len())
+        ))
+        .bind(from)
+        .bind(to);
+    if batch_ids.is_empty() {
+        query = query.bind(0u64);
+    }
+    for id in batch_ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all().await?)
 }
 
 /// XP of one user by machine and language: all time, and since `new_since`.
