@@ -436,7 +436,14 @@ pub async fn stop_detached(config: &LocalServerConfig) -> Result<()> {
         let started = Instant::now();
         while is_alive(pid) && !is_zombie(pid) {
             if started.elapsed() > STOP_TIMEOUT {
-                return Err(Error::LocalServer(format!("pid {pid} did not stop")));
+                // MergeTree parts are written atomically: a kill loses no
+                // committed data, only the time a graceful stop would save.
+                tracing::warn!(pid, timeout = ?STOP_TIMEOUT, "clickhouse ignored SIGTERM; killing it");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
