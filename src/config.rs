@@ -21,6 +21,9 @@ pub struct Config {
     pub public_url: String,
     /// `CODESTATS_ROLLUP_INTERVAL_SECS`: seconds between incremental rollups.
     pub rollup_interval_secs: u64,
+    /// `CODESTATS_THEME_DIR`: a folder whose `templates/*.html` and `site/*`
+    /// replace the embedded templates and assets of the same name.
+    pub theme_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -42,6 +45,7 @@ impl Config {
             rollup_interval_secs: env_number("CODESTATS_ROLLUP_INTERVAL_SECS")
                 .map(u64::from)
                 .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS),
+            theme_dir: std::env::var_os("CODESTATS_THEME_DIR").map(PathBuf::from),
         }
     }
 }

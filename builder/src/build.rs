@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::model::{ProfileModel, SiteModel};
-use crate::render::{ASSETS, Renderer};
+use crate::render::Renderer;
 use crate::view::{
     self, FrontView, LanguageView, LanguagesView, NotFoundView, ProfileView, SiteView,
 };
@@ -99,9 +99,9 @@ impl Builder {
         })
     }
 
-    /// Templates from `dir` (`*.html`) replace embedded ones of the same
-    /// name, or add to them.
-    pub fn with_template_dir(mut self, dir: impl AsRef<Path>) -> Result<Self, Error> {
+    /// A theme: `dir/templates/*.html` replace embedded templates of the
+    /// same name (or add to them), `dir/site/*` the static assets.
+    pub fn with_theme_dir(mut self, dir: impl AsRef<Path>) -> Result<Self, Error> {
         self.renderer = Renderer::new(Some(dir.as_ref()))?;
         Ok(self)
     }
@@ -225,7 +225,7 @@ impl Builder {
     }
 
     fn write_assets(&self, w: &mut Writer<'_>) -> Result<(), Error> {
-        for (name, bytes) in ASSETS {
+        for (name, bytes) in &self.renderer.assets {
             w.write_content(&Path::new(paths::STATIC_DIR).join(name), bytes, Kind::Asset)?;
         }
         Ok(())

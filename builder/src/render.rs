@@ -12,7 +12,7 @@ use tera::{Context, Filter, Tera, Value};
 use crate::{Error, paths};
 
 /// The templates, embedded in the binary. A template directory given to
-/// `Builder::with_template_dir` replaces any of them by file name.
+/// `Builder::with_theme_dir` replaces any of them by file name.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
@@ -84,10 +84,17 @@ pub(crate) struct Renderer {
     tera: Tera,
     /// Appended to asset URLs (`?v=…`) so they can be cached for long.
     pub(crate) asset_version: String,
+    /// The assets written under `/static/`: [`ASSETS`], with those of the
+    /// theme's `site/` folder in place of (or beside) them.
+    pub(crate) assets: Vec<(String, Vec<u8>)>,
 }
 
 impl Renderer {
-    pub(crate) fn new(template_dir: Option<&Path>) -> Result<Self, Error> {
+    /// The embedded templates and assets, or a theme's: `theme/templates/*.html`
+    /// and `theme/site/*` replace embedded files of the same name, or add to them.
+    pub(crate) fn new(theme: Option<&Path>) -> Result<Self, Error> {
+        let template_dir = theme.map(|t| t.join("templates"));
+        let template_dir = template_dir.as_deref().filter(|d| d.is_dir());
         let mut sources: Vec<(String, String)> = TEMPLATES
             .iter()
             .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
@@ -116,8 +123,28 @@ impl Renderer {
         tera.register_filter("language_url", UrlFilter(paths::language_url));
         tera.register_filter("api_user_url", UrlFilter(paths::api_user_url));
         tera.register_filter("num", NumFilter);
+        let mut assets: Vec<(String, Vec<u8>)> = ASSETS
+            .iter()
+            .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
+            .collect();
+        if let Some(dir) = theme.map(|t| t.join("site")).filter(|d| d.is_dir()) {
+            let entries = fs::read_dir(&dir).map_err(|e| Error::io("read directory", &dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("read directory", &dir, e))?;
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !path.is_file() || name.starts_with('.') {
+                    continue;
+                }
+                let bytes = fs::read(&path).map_err(|e| Error::io("read asset", &path, e))?;
+                match assets.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = bytes,
+                    None => assets.push((name, bytes)),
+                }
+            }
+        }
         let mut hash = Sha256::new();
-        for (name, bytes) in ASSETS {
+        for (name, bytes) in &assets {
             hash.update(name.as_bytes());
             hash.update(bytes);
         }
@@ -130,6 +157,7 @@ impl Renderer {
         Ok(Self {
             tera,
             asset_version,
+            assets,
         })
     }
 

@@ -283,7 +283,7 @@ fn builds_are_deterministic() {
 }
 
 #[test]
-fn templates_can_be_overridden_from_a_directory() {
+fn templates_and_assets_can_be_overridden_by_a_theme() {
     let tmp = tempfile::tempdir().unwrap();
     let templates = tmp.path().join("templates");
     fs::create_dir(&templates).unwrap();
@@ -292,10 +292,14 @@ fn templates_can_be_overridden_from_a_directory() {
         "{% extends \"base.html\" %}{% block content %}<p>Custom {{ site.name }}</p>{% endblock content %}",
     )
     .unwrap();
-    let out = tmp.path().join("site");
+    let assets = tmp.path().join("site");
+    fs::create_dir(&assets).unwrap();
+    fs::write(assets.join("style.css"), "body { color: teal }").unwrap();
+    fs::write(assets.join("extra.txt"), "more").unwrap();
+    let out = tmp.path().join("out");
     builder::Builder::new(&out)
         .unwrap()
-        .with_template_dir(&templates)
+        .with_theme_dir(tmp.path())
         .unwrap()
         .with_site_name("<My> stats")
         .build(&fixture())
@@ -304,15 +308,19 @@ fn templates_can_be_overridden_from_a_directory() {
     assert!(page.contains("<p>Custom &lt;My&gt; stats</p>"), "{page}");
     // the others stay embedded
     assert!(read(&out, "index.html").contains("Top languages this week"));
+    assert_eq!(read(&out, "static/style.css"), "body { color: teal }");
+    assert_eq!(read(&out, "static/extra.txt"), "more");
+    assert!(read(&out, "static/live.js").contains("EventSource"));
 }
 
 #[test]
 fn broken_override_templates_are_reported() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::write(tmp.path().join("index.html"), "{% if %}").unwrap();
-    let err = builder::Builder::new(tmp.path().join("site"))
+    fs::create_dir(tmp.path().join("templates")).unwrap();
+    fs::write(tmp.path().join("templates/index.html"), "{% if %}").unwrap();
+    let err = builder::Builder::new(tmp.path().join("out"))
         .unwrap()
-        .with_template_dir(tmp.path())
+        .with_theme_dir(tmp.path())
         .err()
         .expect("a broken template is an error");
     assert!(err.to_string().contains("template"), "{err}");

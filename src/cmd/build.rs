@@ -10,8 +10,11 @@ pub fn site_dir(config: &Config) -> std::path::PathBuf {
 }
 
 pub fn rollups(config: &Config, store: &Store) -> anyhow::Result<Rollups> {
-    let builder =
+    let mut builder =
         builder::Builder::new(site_dir(config))?.with_public_url(config.public_url.clone());
+    if let Some(theme) = &config.theme_dir {
+        builder = builder.with_theme_dir(theme)?;
+    }
     Ok(Rollups::new(store.db.clone(), builder))
 }
 
