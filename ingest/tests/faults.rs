@@ -81,10 +81,15 @@ async fn clickhouse_outage_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     server.kill().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(health.body["error"].is_string());
+    assert!(health.headers.contains_key("retry-after"));
     let spooled_during_outage = app.app.stats.spooled.load(Ordering::Relaxed);
     let server = LocalServer::start(server_config.clone()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::Relaxed);
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 
     let mut acked: HashMap<(String, u32), u64> = HashMap::new();
     for sender in senders {

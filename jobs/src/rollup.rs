@@ -274,12 +274,18 @@ impl Rollups {
             build,
             steps: timer.steps,
         };
+        let steps: Vec<String> = report
+            .steps
+            .iter()
+            .map(|(name, took)| format!("{name} {} ms", took.as_millis()))
+            .collect();
         tracing::info!(
             full,
             profiles,
             removed,
             files = report.build.files(),
             ms = report.total().as_millis() as u64,
+            steps = %steps.join(", "),
             "rollup done"
         );
         Ok(report)
