@@ -130,13 +130,23 @@ async fn everything_stored(db: &sql::Db) -> Vec<u8> {
             all.extend_from_slice(&chunk);
         }
     }
-    let dir = sql::testing::test_server_config()
-        .dir
-        .join("data/data")
-        .join(db.database());
-    if std::env::var_os("CODESTATS_TEST_CLICKHOUSE_URL").is_none() {
-        assert!(dir.exists(), "{} missing", dir.display());
-        read_tree(&dir, &mut all);
+    // The files of every active part, where the server keeps them (the
+    // suite's server runs on this machine).
+    let parts: Vec<String> = db
+        .client()
+        .query("SELECT path FROM system.parts WHERE database = currentDatabase() AND active")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert!(!parts.is_empty(), "no parts");
+    for part in parts {
+        let part = std::path::PathBuf::from(part);
+        if std::env::var_os("CODESTATS_TEST_CLICKHOUSE_URL").is_none() {
+            assert!(part.exists(), "{} missing", part.display());
+        }
+        if part.exists() {
+            read_tree(&part, &mut all);
+        }
     }
     all
 }
