@@ -36,6 +36,10 @@ impl Config {
         if let Some(n) = env_number("CODESTATS_RATE_BURST") {
             ingest.rate_burst = n;
         }
+        // CODESTATS_INSERTS_IN_FLIGHT: group-commit INSERTs running at once.
+        if let Some(n) = env_number("CODESTATS_INSERTS_IN_FLIGHT") {
+            ingest.inserts_in_flight = n as usize;
+        }
         Self {
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),

@@ -101,6 +101,12 @@ async fn run(settings: &Settings) -> Result<(), String> {
     let mut config = IngestConfig::new(data.path());
     config.rate_per_minute = 100_000_000;
     config.rate_burst = 100_000;
+    if let Some(n) = std::env::var("BENCH_INSERTS_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.inserts_in_flight = n;
+    }
     let app = App::start(db.clone(), &config)
         .await
         .map_err(|e| e.to_string())?;

@@ -40,9 +40,10 @@ pub const MAX_BATCH_ROWS: usize = 100_000;
 pub const LINGER_GAP: Duration = Duration::from_millis(1);
 /// …for at most this long after its first request.
 pub const MAX_LINGER: Duration = Duration::from_millis(5);
-/// Batches written at the same time. ClickHouse takes parallel INSERTs well
-/// (each pays a fixed cost per part, largely independent of the others);
-/// while all slots are busy the next batch keeps growing.
+/// Batches written at the same time (the default of
+/// `IngestConfig::inserts_in_flight`). More slots shorten the wait behind a
+/// running INSERT; fewer make larger batches, and ClickHouse pays a fixed
+/// cost per INSERT: while all slots are busy the next batch keeps growing.
 pub const MAX_INSERTS_IN_FLIGHT: usize = 4;
 /// Requests waiting for the committer before new ones are refused (503).
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -100,6 +101,7 @@ impl Committer {
         db: Db,
         spool: Spool,
         replay_delay: Duration,
+        inserts_in_flight: usize,
         stop: CancellationToken,
     ) -> (Self, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -109,7 +111,12 @@ impl Committer {
             clickhouse_up: AtomicBool::new(true),
         });
         let tasks = vec![
-            tokio::spawn(commit_loop(writer.clone(), rx, stop.clone())),
+            tokio::spawn(commit_loop(
+                writer.clone(),
+                rx,
+                inserts_in_flight.max(1),
+                stop.clone(),
+            )),
             tokio::spawn(replay_loop(writer, replay_delay, stop)),
         ];
         (Self { tx }, tasks)
@@ -136,9 +143,10 @@ impl Committer {
 async fn commit_loop(
     writer: Arc<Writer>,
     mut rx: mpsc::Receiver<Pending>,
+    inserts_in_flight: usize,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INSERTS_IN_FLIGHT));
+    let slots = Arc::new(tokio::sync::Semaphore::new(inserts_in_flight));
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let first = tokio::select! {

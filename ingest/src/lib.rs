@@ -39,6 +39,8 @@ pub struct IngestConfig {
     pub rate_burst: u32,
     /// How old a spooled batch must be before it is replayed.
     pub replay_delay: std::time::Duration,
+    /// `CODESTATS_INSERTS_IN_FLIGHT`: group-commit INSERTs running at once.
+    pub inserts_in_flight: usize,
 }
 
 impl IngestConfig {
@@ -48,6 +50,7 @@ impl IngestConfig {
             rate_per_minute: limits::DEFAULT_RATE_PER_MINUTE,
             rate_burst: limits::DEFAULT_RATE_BURST,
             replay_delay: commit::REPLAY_DELAY,
+            inserts_in_flight: commit::MAX_INSERTS_IN_FLIGHT,
         }
     }
 }
@@ -89,8 +92,13 @@ impl App {
             source: e,
         })?;
         let stop = tokio_util::sync::CancellationToken::new();
-        let (committer, mut tasks) =
-            commit::Committer::start(db.clone(), spool, config.replay_delay, stop.clone());
+        let (committer, mut tasks) = commit::Committer::start(
+            db.clone(),
+            spool,
+            config.replay_delay,
+            config.inserts_in_flight,
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(
             tokens.clone().refresh_loop(db.clone(), stop.clone()),
         ));
