@@ -5,47 +5,10 @@
 use chrono::NaiveDateTime;
 use polars::prelude::*;
 use sql::{Db, accounts, local_server, pulses::PulseRow};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_codestats");
+mod common;
 
-/// Runs `codestats ARGS` against the test server's `database`.
-async fn codestats(database: &str, args: &[&str]) -> Output {
-    let url = sql::testing::server_url().await;
-    Command::new(BIN)
-        .args(args)
-        .env("CODESTATS_CLICKHOUSE_URL", url)
-        .env("CODESTATS_CLICKHOUSE_DATABASE", database)
-        .env_remove("CODESTATS_ANALYST_USER")
-        .env_remove("CODESTATS_ANALYST_PASSWORD")
-        .output()
-        .expect("run codestats")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts success and returns stdout.
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "failed: {}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Asserts failure with every one of `expected` in a short error message.
-fn fails(out: Output, expected: &[&str]) {
-    let err = stderr(&out);
-    assert!(
-        !out.status.success(),
-        "succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    for part in expected {
-        assert!(err.contains(part), "{part:?} not in {err}");
-    }
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(!err.to_lowercase().contains("stack trace"), "{err}");
-}
+use common::{codestats, fails, ok};
 
 /// Unix seconds of a UTC `YYYY-MM-DD hh:mm:ss`.
 fn utc(at: &str) -> u32 {

@@ -3,47 +3,13 @@
 
 use std::{
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_codestats");
+mod common;
 
-/// Runs `codestats ARGS` against the test server's `database`.
-async fn codestats(database: &str, args: &[&str]) -> Output {
-    let url = sql::testing::server_url().await;
-    Command::new(BIN)
-        .args(args)
-        .env("CODESTATS_CLICKHOUSE_URL", url)
-        .env("CODESTATS_CLICKHOUSE_DATABASE", database)
-        .output()
-        .expect("run codestats")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts success and returns stdout.
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "failed: {}", stderr(&out));
-    stdout(&out)
-}
-
-/// Asserts failure with a message containing `expected`.
-fn fails(out: Output, expected: &str) {
-    assert!(!out.status.success(), "succeeded: {}", stdout(&out));
-    assert!(
-        stderr(&out).contains(expected),
-        "{:?} not in {}",
-        expected,
-        stderr(&out)
-    );
-}
+use common::{BIN, codestats, fails, ok, stderr, stdout};
 
 #[tokio::test]
 async fn users_and_machines_commands() {
@@ -53,19 +19,19 @@ async fn users_and_machines_commands() {
     ok(codestats(d, &["users", "add", "bob", "--private"]).await);
     fails(
         codestats(d, &["users", "add", "ALICE"]).await,
-        "already exists",
+        &["already exists"],
     );
     fails(
         codestats(d, &["users", "add", "a/b"]).await,
-        "may not contain '/'",
+        &["may not contain '/'"],
     );
     fails(
         codestats(d, &["users", "add", ""]).await,
-        "1 to 64 characters",
+        &["1 to 64 characters"],
     );
     fails(
         codestats(d, &["users", "add", &"x".repeat(65)]).await,
-        "1 to 64 characters",
+        &["1 to 64 characters"],
     );
     let list = ok(codestats(d, &["users", "list"]).await);
     assert!(list.contains("Alice\tpublic"), "{list}");
@@ -81,15 +47,15 @@ async fn users_and_machines_commands() {
     );
     fails(
         codestats(d, &["machines", "add", "alice", "laptop"]).await,
-        "already exists",
+        &["already exists"],
     );
     fails(
         codestats(d, &["machines", "add", "nobody", "laptop"]).await,
-        "not found",
+        &["not found"],
     );
     fails(
         codestats(d, &["machines", "add", "alice", &"m".repeat(65)]).await,
-        "1 to 64",
+        &["1 to 64"],
     );
 
     let new_token = ok(codestats(d, &["machines", "regenerate", "alice", "laptop"]).await);

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use std::{
     io::{Read, Write},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
@@ -15,17 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_codestats");
-const CHROMIUM: &str = "/usr/bin/chromium";
+mod common;
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{CHROMIUM, CHROMIUM_FLAGS, Serve};
 
 /// A minimal Chrome DevTools Protocol client over one WebSocket (text
 /// frames, unfragmented, as Chromium sends them).
@@ -167,25 +159,12 @@ impl Drop for Chromium {
 
 impl Chromium {
     fn start() -> Self {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "chromium missing: scripts/install-deps chromium"
-        );
+        common::assert_chromium();
         let profile = tempfile::tempdir().unwrap();
         let port = sql::testing::free_port();
         let child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--window-size=1200,1400",
-            ])
+            .args(CHROMIUM_FLAGS)
+            .arg("--window-size=1200,1400")
             .arg(format!("--remote-debugging-port={port}"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
@@ -252,37 +231,20 @@ async fn a_profile_page_updates_live_in_chromium() {
         .unwrap();
 
     let data = tempfile::tempdir().unwrap();
-    let port = sql::testing::free_port();
-    let _serve = Serve(
-        Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
-            .env("CODESTATS_CLICKHOUSE_DATABASE", db.database())
-            .env("CODESTATS_DATA_DIR", data.path())
+    let serve = Serve::start(
+        db.database(),
+        data.path(),
+        &[
             // no rebuild while the page is open: only live updates change it
-            .env("CODESTATS_ROLLUP_INTERVAL_SECS", "3600")
-            .env("CODESTATS_RATE_PER_MINUTE", "100000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let page = format!("{base}/users/live0/");
+            ("CODESTATS_ROLLUP_INTERVAL_SECS", "3600"),
+            ("CODESTATS_RATE_PER_MINUTE", "100000"),
+        ],
+    )
+    .await;
+    let base = serve.base.clone();
+    let page = serve.url("/users/live0/");
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    let html = loop {
-        if let Ok(r) = http.get(&page).send().await
-            && r.status() == 200
-        {
-            break r.text().await.unwrap();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "site not built within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let html = serve.wait_for("/users/live0/", |_| true).await;
     let built_total = page_total(&html);
     assert!(
         html.contains("/static/live.js?v="),

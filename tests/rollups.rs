@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use sql::{Db, test_db};
 use std::{collections::BTreeMap, path::Path, process::Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_codestats");
+mod common;
+
+use common::{BIN, Serve};
 
 /// The ingest API on a loopback port, over `db`.
 async fn ingest_server(db: &Db, data: &Path) -> String {
@@ -241,50 +243,23 @@ async fn serve_rebuilds_a_profile_after_a_pulse() {
         .unwrap();
     let (_, token) = sql::accounts::add_machine(&db, "fresh", "m").await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
-        .env("CODESTATS_CLICKHOUSE_DATABASE", db.database())
-        .env("CODESTATS_DATA_DIR", data.path())
-        .env("CODESTATS_ROLLUP_INTERVAL_SECS", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let page = |base: String| async move {
-        match reqwest::get(format!("{base}/users/Fresh/")).await {
-            Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
-            _ => String::new(),
-        }
-    };
-    let started = std::time::Instant::now();
-    while !page(base.clone()).await.contains("/api/my/pulses") {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "no set-up page within 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let serve = Serve::start(
+        db.database(),
+        data.path(),
+        &[("CODESTATS_ROLLUP_INTERVAL_SECS", "1")],
+    )
+    .await;
+    serve
+        .wait_for("/users/Fresh/", |page| page.contains("/api/my/pulses"))
+        .await;
     post(
-        &base,
+        &serve.base,
         &token,
         rfc3339(chrono::Utc::now().timestamp() - 5, 0),
         json!([{"language": "Rust", "xp": 12345}]),
     )
     .await;
-    while !page(base.clone()).await.contains("12,345") {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "profile not rebuilt within 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    serve
+        .wait_for("/users/Fresh/", |page| page.contains("12,345"))
+        .await;
 }

@@ -5,21 +5,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_codestats");
-const CHROMIUM: &str = "/usr/bin/chromium";
+mod common;
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{CHROMIUM, CHROMIUM_FLAGS, Serve};
 
 /// Local URLs a page refers to (`src="/…"`, `href="/…"`).
 fn local_refs(html: &str) -> Vec<String> {
@@ -43,24 +34,13 @@ fn local_refs(html: &str) -> Vec<String> {
 /// Opens `url` in headless Chromium, saves a screenshot, returns the
 /// console lines it logged.
 fn chromium(url: &str, screenshot: &Path) -> Vec<String> {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "chromium missing: scripts/install-deps chromium"
-    );
+    common::assert_chromium();
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(CHROMIUM)
+        .args(CHROMIUM_FLAGS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
-            "--hide-scrollbars",
             "--window-size=1200,1600",
             // No --virtual-time-budget: pages keep a live-updates stream
             // open, which holds virtual time still; the shot is taken at load.
@@ -99,33 +79,15 @@ async fn pages_render_in_chromium_without_errors() {
     .await
     .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let port = sql::testing::free_port();
-    let _serve = Serve(
-        Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
-            .env("CODESTATS_CLICKHOUSE_DATABASE", db.database())
-            .env("CODESTATS_DATA_DIR", data.path())
-            .env("CODESTATS_ROLLUP_INTERVAL_SECS", "3600")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let serve = Serve::start(
+        db.database(),
+        data.path(),
+        &[("CODESTATS_ROLLUP_INTERVAL_SECS", "3600")],
+    )
+    .await;
+    serve.wait_for("/users/web0/", |_| true).await;
+    let base = serve.base.clone();
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let ready = http.get(format!("{base}/users/web0/")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "site not built within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();

@@ -1,0 +1,126 @@
+//! What the binary's integration tests share: running `codestats` commands
+//! and `codestats serve` against the test ClickHouse, and Chromium's flags.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::{
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_codestats");
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// The flags that run Chromium headless on this kind of machine (no
+/// sandbox as root, no background connections on a closed network).
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+];
+
+pub fn assert_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "chromium missing: scripts/install-deps chromium"
+    );
+}
+
+/// Runs `codestats ARGS` against the test server's `database`.
+pub async fn codestats(database: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
+        .env("CODESTATS_CLICKHOUSE_DATABASE", database)
+        .env_remove("CODESTATS_ANALYST_USER")
+        .env_remove("CODESTATS_ANALYST_PASSWORD")
+        .output()
+        .expect("run codestats")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: Output) -> String {
+    assert!(out.status.success(), "failed: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Asserts failure with every one of `expected` in the error message.
+pub fn fails(out: Output, expected: &[&str]) {
+    assert!(!out.status.success(), "succeeded: {}", stdout(&out));
+    let err = stderr(&out);
+    for part in expected {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+}
+
+/// `codestats serve` on a free loopback port over the test server's
+/// `database`, with its data dir in `data`; killed when dropped.
+pub struct Serve {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    pub async fn start(database: &str, data: &Path, env: &[(&str, &str)]) -> Self {
+        let port = sql::testing::free_port();
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
+            .env("CODESTATS_CLICKHOUSE_DATABASE", database)
+            .env("CODESTATS_DATA_DIR", data)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start codestats serve");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits until `path` answers 200 with a body that `ready` accepts, and
+    /// returns that body.
+    pub async fn wait_for(&self, path: &str, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(self.url(path)).await
+                && r.status() == 200
+                && let Ok(body) = r.text().await
+                && ready(&body)
+            {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{path} not ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
