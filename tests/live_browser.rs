@@ -283,8 +283,11 @@ async fn a_profile_page_updates_live_in_chromium() {
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("live-profile.png");
     let _ = std::fs::remove_file(&shot);
-    let (live_total, shown, has_new_language, problems) = {
-        let (page, shot) = (page.clone(), shot.clone());
+    let front_shot = shots.join("live-front.png");
+    let _ = std::fs::remove_file(&front_shot);
+    let (live_total, shown, has_new_language, front, problems) = {
+        let (page, shot, front_shot) = (page.clone(), shot.clone(), front_shot.clone());
+        let front_page = format!("{base}/");
         let chromium = Chromium::start();
         let ws = chromium.page_ws().await;
         tokio::task::spawn_blocking(move || {
@@ -323,7 +326,37 @@ async fn a_profile_page_updates_live_in_chromium() {
                 .decode(png["data"].as_str().unwrap())
                 .unwrap();
             std::fs::write(&shot, png).unwrap();
-            (total, shown, has_new, cdp.problems.clone())
+
+            // The front page: its live section appears and fills with the
+            // pulses that keep arriving.
+            cdp.call("Page.navigate", json!({"url": front_page}));
+            let started = Instant::now();
+            let front = loop {
+                let state = cdp.eval(
+                    "(function(){var s=document.querySelector('[data-live-front]');\
+                     var items=document.querySelectorAll('[data-live-activity] li');\
+                     var xpm=document.querySelector('[data-live-xpm]');\
+                     return {shown: !!s && !s.hidden, items: items.length,\
+                             first: items.length ? items[0].textContent : '',\
+                             xpm: xpm ? parseInt(xpm.textContent.replace(/[^0-9]/g, ''), 10) : 0};})()",
+                );
+                if state["items"].as_u64().unwrap_or(0) > 0
+                    && state["xpm"].as_u64().unwrap_or(0) > 0
+                {
+                    break state;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the front page's live section stayed {state}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            let png = cdp.call("Page.captureScreenshot", json!({"format": "png"}));
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(png["data"].as_str().unwrap())
+                .unwrap();
+            std::fs::write(&front_shot, png).unwrap();
+            (total, shown, has_new, front, cdp.problems.clone())
         })
         .await
         .unwrap()
@@ -347,6 +380,12 @@ async fn a_profile_page_updates_live_in_chromium() {
         json!(format!("{} XP", builder::thousands(live_total)))
     );
     assert_eq!(has_new_language, json!(true));
+    // the front page's live section shows, lists the poster, counts XP
+    assert_eq!(front["shown"], json!(true), "{front}");
+    assert!(
+        front["first"].as_str().unwrap_or("").contains("live0"),
+        "{front}"
+    );
     assert!(
         std::fs::metadata(&shot)
             .map(|m| m.len() > 10_000)
