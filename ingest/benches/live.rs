@@ -220,7 +220,8 @@ async fn run(settings: &Settings) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_open = status_kib("VmRSS:");
 
-    // post, one pulse at a time; the k-th accepted pulse has seq k
+    // post, one pulse at a time; the k-th accepted pulse has seq base + k
+    let seq_base = app.stats.seq_base;
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/api/my/pulses");
     let mut acked_at = Vec::with_capacity(settings.pulses);
@@ -252,7 +253,7 @@ async fn run(settings: &Settings) -> Result<(), String> {
         match tokio::time::timeout(Duration::from_secs(60), s).await {
             Ok(Ok(Ok(seen))) => {
                 for (seq, at) in seen {
-                    let acked = acked_at[(seq - 1) as usize];
+                    let acked = acked_at[(seq - seq_base - 1) as usize];
                     // an event may arrive before its 201 does: delay 0
                     delays_us.push(at.saturating_duration_since(acked).as_micros() as u64);
                 }

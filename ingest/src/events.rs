@@ -20,7 +20,8 @@ pub struct XpItem {
 /// One accepted pulse.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PulseEvent {
-    /// Increasing within this process; live streams use it as the event id.
+    /// Increasing, and larger than any earlier process's; live streams use it
+    /// as the event id.
     pub seq: u64,
     pub user_id: u64,
     pub username: String,

@@ -60,6 +60,32 @@ impl IngestConfig {
 pub struct Stats {
     pub accepted: AtomicU64,
     pub spooled: AtomicU64,
+    /// The first event sequence number of this process: its start time in
+    /// milliseconds × 1,000, so a later process's events always have larger
+    /// ids than an earlier one's (live streams resume across restarts).
+    pub seq_base: u64,
+}
+
+impl Stats {
+    fn new() -> Self {
+        let start_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self {
+            seq_base: start_ms * 1_000,
+            ..Self::default()
+        }
+    }
+
+    /// Counts an accepted pulse and returns its event sequence number.
+    pub fn next_seq(&self) -> u64 {
+        self.seq_base
+            + self
+                .accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
 }
 
 /// Everything a request handler may use.
@@ -115,7 +141,7 @@ impl App {
             rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
             events,
             live,
-            stats: Stats::default(),
+            stats: Stats::new(),
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))

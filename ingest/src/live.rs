@@ -16,9 +16,10 @@
 //!   (its stream ends). Browsers reconnect with `Last-Event-ID` and get
 //!   what they missed from the ring.
 //!
-//! Event ids are `PulseEvent.seq`, which restarts at 1 with the process: an
-//! id greater than any seen is taken to come from an earlier run and the
-//! whole ring is replayed.
+//! Event ids are `PulseEvent.seq`, which starts at the process's start time
+//! in milliseconds × 1,000 (`Stats::seq_base`): an earlier run's ids are
+//! below the ring and get the whole ring replayed; an id greater than any
+//! seen is treated the same way.
 //!
 //! Private users: their pulses never reach the front channel; their profile
 //! stream answers 404 (checked at connect, cached [`USER_CACHE_TTL`]), and an

@@ -320,3 +320,31 @@ async fn stuck_subscribers_do_not_hold_up_ingest() {
     );
     drop(stuck);
 }
+
+/// A browser that reconnects to a restarted server with the old run's last
+/// id gets everything the new run has kept, not a gap.
+#[tokio::test]
+async fn last_event_id_from_an_earlier_run_replays_the_new_run() {
+    let db = test_db!();
+    let old = TestApp::start(db.clone()).await;
+    let token = old.machine("erin", "m", false).await;
+    let mut front = subscribe(&old, "/live", None).await;
+    post(&old, &token, pulse("Rust", 1)).await;
+    // The old run's first id: with ids restarting at 1, the new run's own
+    // first event would look already seen.
+    let last = front.next().await.unwrap().0;
+    drop((front, old));
+
+    // A new process, a few pulses in, before the browser is back.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let new = TestApp::start(db).await;
+    for xp in 10..=11 {
+        post(&new, &token, pulse("Rust", xp)).await;
+    }
+    let mut front = subscribe(&new, "/live", Some(last)).await;
+    for expected in [10, 11] {
+        let (id, data) = front.next().await.unwrap();
+        assert!(id > last, "{id} after {last}");
+        assert_eq!(data["xps"][0]["xp"], expected);
+    }
+}

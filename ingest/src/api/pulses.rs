@@ -93,7 +93,7 @@ pub async fn create(
         app.stats.spooled.fetch_add(1, Ordering::Relaxed);
     }
 
-    let seq = app.stats.accepted.fetch_add(1, Ordering::Relaxed) + 1;
+    let seq = app.stats.next_seq();
     // Nobody listening is fine; send never blocks.
     let _ = app.events.send(std::sync::Arc::new(PulseEvent {
         seq,
