@@ -17,7 +17,8 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub ingest: IngestConfig,
     /// `CODESTATS_PUBLIC_URL`: where people reach this server (shown in the
-    /// plugin set-up instructions). Default: `http://` + the listen address.
+    /// plugin set-up instructions). Unset: `http://` + the listen address
+    /// (`serve`), or of `CODESTATS_LISTEN` / the default (other commands).
     pub public_url: String,
     /// `CODESTATS_ROLLUP_INTERVAL_SECS`: seconds between incremental rollups.
     pub rollup_interval_secs: u64,
@@ -44,8 +45,11 @@ impl Config {
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),
             ingest,
-            public_url: std::env::var("CODESTATS_PUBLIC_URL")
-                .unwrap_or_else(|_| format!("http://{DEFAULT_LISTEN}")),
+            public_url: std::env::var("CODESTATS_PUBLIC_URL").unwrap_or_else(|_| {
+                let listen =
+                    std::env::var("CODESTATS_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
+                format!("http://{listen}")
+            }),
             rollup_interval_secs: env_number("CODESTATS_ROLLUP_INTERVAL_SECS")
                 .map(u64::from)
                 .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS),

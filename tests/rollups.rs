@@ -249,8 +249,10 @@ async fn serve_rebuilds_a_profile_after_a_pulse() {
         &[("CODESTATS_ROLLUP_INTERVAL_SECS", "1")],
     )
     .await;
+    // The set-up instructions name this server's own address.
+    let api = format!("{}/api/my/pulses", serve.base);
     serve
-        .wait_for("/users/Fresh/", |page| page.contains("/api/my/pulses"))
+        .wait_for("/users/Fresh/", |page| page.contains(&api))
         .await;
     post(
         &serve.base,

@@ -41,6 +41,11 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
         .tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+    let mut config = config.clone();
+    if std::env::var_os("CODESTATS_PUBLIC_URL").is_none() {
+        config.public_url = format!("http://{listen}");
+    }
+    let config = &config;
     let rollups = Arc::new(super::build::rollups(config, store)?);
     let rollup_tasks = start_rollups(config, rollups.clone(), &app).await?;
 
