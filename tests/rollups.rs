@@ -249,10 +249,13 @@ async fn serve_rebuilds_a_profile_after_a_pulse() {
         &[("CODESTATS_ROLLUP_INTERVAL_SECS", "1")],
     )
     .await;
-    // The set-up instructions name this server's own address.
-    let api = format!("{}/api/my/pulses", serve.base);
+    // The set-up instructions name this server's own address (tera writes
+    // the URL's slashes as entities; the host and port are as they are).
+    let host = serve.base.trim_start_matches("http://").to_owned();
     serve
-        .wait_for("/users/Fresh/", |page| page.contains(&api))
+        .wait_for("/users/Fresh/", |page| {
+            page.contains(&format!("{host}/api/my/pulses"))
+        })
         .await;
     post(
         &serve.base,
