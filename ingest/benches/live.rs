@@ -174,13 +174,11 @@ async fn run(settings: &Settings) -> Result<(), String> {
     let app = App::start(db.clone(), &config)
         .await
         .map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    // As `codestats serve`: TCP_NODELAY on every connection.
+    let listener = ingest::listen(([127, 0, 0, 1], 0).into())
         .await
         .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let addr = axum::serve::Listener::local_addr(&listener).map_err(|e| e.to_string())?;
     let server = tokio::spawn(axum::serve(listener, ingest::router(app.clone())).into_future());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = status_kib("VmRSS:");

@@ -173,6 +173,18 @@ pub enum StartError {
     },
 }
 
+/// A listener for the API on `addr`, with `TCP_NODELAY` on every accepted
+/// connection: small responses must not wait for Nagle's algorithm (it costs
+/// tens of milliseconds per keep-alive request).
+pub async fn listen(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>> {
+    use axum::serve::ListenerExt;
+    Ok(tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    }))
+}
+
 /// Every route of the API, in one place.
 pub fn router(app: AppState) -> Router {
     let read_cors = CorsLayer::new()

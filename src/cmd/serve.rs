@@ -3,7 +3,6 @@
 
 use crate::{config::Config, store::Store};
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use jobs::{Rollups, Scope};
 use std::{future::IntoFuture, net::SocketAddr, sync::Arc, time::Duration};
 use tokio_cron_scheduler::JobScheduler;
@@ -34,13 +33,9 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     let app = ingest::App::start(store.db.clone(), &config.ingest)
         .await
         .context("cannot start ingest")?;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = ingest::listen(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?
-        // Small responses must not wait for Nagle's algorithm.
-        .tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let mut config = config.clone();
     if std::env::var_os("CODESTATS_PUBLIC_URL").is_none() {
         config.public_url = format!("http://{listen}");
