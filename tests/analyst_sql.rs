@@ -266,29 +266,7 @@ async fn everything(db: &Db) -> Vec<String> {
         .await
         .unwrap();
     let mut lines = vec![format!("databases named evil: {evil}")];
-    let tables: Vec<String> = db
-        .client()
-        .query("SELECT name FROM system.tables WHERE database = currentDatabase()")
-        .fetch_all()
-        .await
-        .unwrap();
-    for table in tables {
-        let bytes = db
-            .client()
-            .query("SELECT * FROM ?")
-            .bind(sql::clickhouse::sql::Identifier(&table))
-            .fetch_bytes("TSV")
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let mut rows: Vec<String> = String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|row| format!("{table}\t{row}"))
-            .collect();
-        rows.sort();
-        lines.extend(rows);
-    }
+    lines.extend(common::table_rows(db).await);
     lines
 }
 

@@ -78,24 +78,7 @@ async fn users_and_machines_commands() {
 /// Every byte ClickHouse holds for the database: a TSV dump of each table,
 /// and the files of the test server's data directory.
 async fn everything_stored(db: &sql::Db) -> Vec<u8> {
-    let tables: Vec<String> = db
-        .client()
-        .query("SELECT name FROM system.tables WHERE database = currentDatabase()")
-        .fetch_all()
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    for table in tables {
-        let mut cursor = db
-            .client()
-            .query("SELECT * FROM ?")
-            .bind(sql::clickhouse::sql::Identifier(&table))
-            .fetch_bytes("TSV")
-            .unwrap();
-        while let Some(chunk) = cursor.next().await.unwrap() {
-            all.extend_from_slice(&chunk);
-        }
-    }
+    let mut all = common::table_rows(db).await.join("\n").into_bytes();
     // The files of every active part, where the server keeps them (the
     // suite's server runs on this machine).
     let parts: Vec<String> = db

@@ -67,6 +67,36 @@ pub fn fails(out: Output, expected: &[&str]) {
     }
 }
 
+/// Every row of every table of `db`'s database, as `table<TAB>row` in TSV,
+/// sorted: what the database holds, in a comparable form.
+pub async fn table_rows(db: &sql::Db) -> Vec<String> {
+    let tables: Vec<String> = db
+        .client()
+        .query("SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name")
+        .fetch_all()
+        .await
+        .expect("list tables");
+    let mut lines = Vec::new();
+    for table in tables {
+        let bytes = db
+            .client()
+            .query("SELECT * FROM ?")
+            .bind(sql::clickhouse::sql::Identifier(&table))
+            .fetch_bytes("TSV")
+            .expect("dump table")
+            .collect()
+            .await
+            .expect("dump table");
+        let mut rows: Vec<String> = String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|row| format!("{table}\t{row}"))
+            .collect();
+        rows.sort();
+        lines.extend(rows);
+    }
+    lines
+}
+
 /// `codestats serve` on a free loopback port over the test server's
 /// `database`, with its data dir in `data`; killed when dropped.
 pub struct Serve {
