@@ -4,7 +4,9 @@
 //
 // The numbers start from what the page was built with (data-* attributes)
 // and grow with every pulse that arrives. Text from events (user, language
-// and machine names) only ever goes in through textContent.
+// and machine names) only ever goes in through textContent, each name in a
+// <bdi> of its own, as the builder writes them, so that a name's bidi
+// controls cannot reorder the text around it.
 (function () {
   "use strict";
   if (!("EventSource" in window)) return;
@@ -110,7 +112,7 @@
       li.setAttribute("data-xp", "0");
       li.setAttribute("data-new-xp", "0");
       var row = li.appendChild(el("div", "row"));
-      row.appendChild(el("span", "", name));
+      row.appendChild(el("bdi", "", name));
       row.appendChild(document.createTextNode(" "));
       row.appendChild(el("span", "meta"));
       var bar = li.appendChild(el("div", "bar"));
@@ -157,7 +159,7 @@
       if (!row) {
         row = machines.appendChild(el("tr"));
         row.setAttribute("data-machine", name);
-        row.appendChild(el("td", "", name));
+        row.appendChild(el("td")).appendChild(el("bdi", "", name));
         row.appendChild(el("td"));
         row.appendChild(el("td"));
       }
@@ -212,12 +214,15 @@
         totalEl.textContent = num(t);
       }
       var li = el("li");
-      li.appendChild(el("strong", "", String(pulse.user)));
+      li.appendChild(el("strong")).appendChild(el("bdi", "", String(pulse.user)));
       li.appendChild(document.createTextNode(" "));
       li.appendChild(el("span", "new-xp", "+" + num(xp)));
-      li.appendChild(document.createTextNode(" " + pulse.xps.map(function (x) {
-        return x.language + " " + num(x.xp);
-      }).join(", ") + " "));
+      pulse.xps.forEach(function (x, i) {
+        li.appendChild(document.createTextNode(i ? ", " : " "));
+        li.appendChild(el("bdi", "", String(x.language)));
+        li.appendChild(document.createTextNode(" " + num(x.xp)));
+      });
+      li.appendChild(document.createTextNode(" "));
       var when = el("time", "meta", new Date(pulse.coded_at).toLocaleTimeString());
       when.setAttribute("datetime", pulse.coded_at);
       li.appendChild(when);

@@ -1,9 +1,11 @@
 //! SVG charts: plotters into a `String`, plus the hand-written year grid.
 //!
 //! Every chart starts with a `<title>` (and `role="img"`) for screen readers.
-//! User-provided text (language names in legends, names in titles) is
-//! escaped: plotters escapes text and attributes itself, and titles go
-//! through [`xml_escape`]. Output is deterministic for a given input.
+//! User-provided text (language names in legends, names in titles) passes
+//! [`text::for_label`] (no characters XML forbids, no bidi controls) and is
+//! escaped: titles by [`xml_escape`], legend labels by plotters, which
+//! escapes text itself but filters nothing (so labels are cleaned before
+//! they are handed to it). Output is deterministic for a given input.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
@@ -12,8 +14,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::Error;
 use crate::model::{DailyXp, DayLanguages, MinuteXp};
+use crate::{Error, text};
 
 type ChartResult = Result<(), Box<dyn StdError>>;
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -38,17 +40,19 @@ pub const PALETTE: [RGBColor; 6] = [
 const SVG_STYLE: &str =
     "<style>text{fill:#555b66}@media (prefers-color-scheme: dark){text{fill:#c9ccd1}}</style>";
 
-/// Escapes text for XML content and attribute values.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+/// Escapes text for XML content and attribute values, after
+/// [`text::for_label`]: characters XML forbids become U+FFFD and bidi
+/// controls are dropped.
+pub fn xml_escape(input: &str) -> String {
+    let clean = text::for_label(input);
+    let mut out = String::with_capacity(clean.len());
+    for c in clean.chars() {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -218,12 +222,14 @@ pub fn top_languages_14_days(days: &[DayLanguages]) -> Vec<String> {
     v.into_iter().map(|(n, _)| n.to_owned()).collect()
 }
 
-/// Shortens a label to at most `max` characters.
-fn ellipsize(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
+/// A name as a plotters label: [`text::for_label`], shortened to at most
+/// `max` characters.
+fn label(name: &str, max: usize) -> String {
+    let name = text::for_label(name);
+    if name.chars().count() <= max {
+        name.into_owned()
     } else {
-        let mut s: String = text.chars().take(max - 1).collect();
+        let mut s: String = name.chars().take(max - 1).collect();
         s.push('…');
         s
     }
@@ -307,7 +313,7 @@ pub fn last_14_days(username: &str, days: &[DayLanguages]) -> Result<String, Err
             let legend = legend.margin(12, 0, 4, 4);
             let labels = named
                 .iter()
-                .map(|n| ellipsize(n, 16))
+                .map(|n| label(n, 16))
                 .chain(has_other.then(|| "Other".to_owned()));
             for (k, name) in labels.enumerate() {
                 let color = PALETTE.get(k).copied().unwrap_or(OTHER);
@@ -536,6 +542,22 @@ mod tests {
         assert!(svg.contains("<title>XP by hour of day for &lt;b&gt;&amp;&quot;x&#39;</title>"));
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("role=\"img\""));
+    }
+
+    #[test]
+    fn labels_hold_only_what_xml_allows() {
+        assert_eq!(
+            xml_escape("\u{202e}a\u{1b}\u{ffff}<"),
+            "a\u{fffd}\u{fffd}&lt;"
+        );
+        assert_eq!(label("\u{2067}\u{0}abcdef", 5), "\u{fffd}abc…");
+        let day = DayLanguages {
+            date: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+            languages: vec![crate::model::NamedXp::new("\u{202e}x\u{fffe}", 5)],
+        };
+        let svg = last_14_days("\u{1b}", &[day]).unwrap();
+        assert!(svg.contains("\nx\u{fffd}\n</text>"), "{svg}");
+        assert!(!svg.contains(['\u{1b}', '\u{202e}', '\u{fffe}']), "{svg}");
     }
 
     #[test]

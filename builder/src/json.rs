@@ -27,7 +27,9 @@ struct UserJson<'a> {
 
 /// The read-API JSON of a profile. `<`, `>` and `&` are written as
 /// `\u003c`, `\u003e`, `\u0026` (same JSON value) so the document stays
-/// inert even if something embeds it in HTML.
+/// inert even if something embeds it in HTML. Names are written exactly as
+/// in the models: `serde_json` escapes controls (`\u001b`), and every other
+/// character is valid in a JSON string.
 pub fn user_json(p: &ProfileModel) -> Result<String, serde_json::Error> {
     let doc = UserJson {
         user: &p.username,

@@ -22,6 +22,7 @@ pub mod model;
 pub mod paths;
 mod render;
 pub mod serve;
+pub mod text;
 mod view;
 mod write;
 

@@ -1,5 +1,9 @@
 //! Tera, built once: embedded templates (overridable from a directory),
 //! autoescaping for every `.html` template, and our filters.
+//!
+//! The escape function is [`escape_html`]: tera's HTML escaping of the
+//! text after [`text::for_page`], so no value a template prints can put a
+//! control character or a noncharacter into a page.
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tera::{Context, Filter, Tera, Value};
 
-use crate::{Error, paths};
+use crate::{Error, paths, text};
 
 /// The templates, embedded in the binary. A template directory given to
 /// `Builder::with_theme_dir` replaces any of them by file name.
@@ -67,6 +71,25 @@ impl Filter for UrlFilter {
     }
 }
 
+/// The escape function of every `.html` template: characters no page may
+/// hold become U+FFFD, then `& < > " ' /` become entities.
+pub fn escape_html(input: &str) -> String {
+    tera::escape_html(&text::for_page(input))
+}
+
+/// `{{ name | no_bidi }}`: a name without bidi controls, for text that
+/// cannot hold a `<bdi>` (the `<title>`). Escaped afterwards as any value.
+struct NoBidiFilter;
+
+impl Filter for NoBidiFilter {
+    fn filter(&self, value: &Value, _args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let name = value
+            .as_str()
+            .ok_or_else(|| tera::Error::msg("no_bidi takes a string"))?;
+        Ok(Value::String(text::for_label(name).into_owned()))
+    }
+}
+
 /// `{{ n | num }}`: an integer with thousands separators.
 struct NumFilter;
 
@@ -118,11 +141,13 @@ impl Renderer {
         }
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
+        tera.set_escape_fn(escape_html);
         tera.add_raw_templates(sources)?;
         tera.register_filter("user_url", UrlFilter(paths::user_url));
         tera.register_filter("language_url", UrlFilter(paths::language_url));
         tera.register_filter("api_user_url", UrlFilter(paths::api_user_url));
         tera.register_filter("num", NumFilter);
+        tera.register_filter("no_bidi", NoBidiFilter);
         let mut assets: Vec<(String, Vec<u8>)> = ASSETS
             .iter()
             .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
@@ -202,5 +227,20 @@ mod tests {
             out,
             "&lt;a href=&#x27;x&#x27;&gt;&amp;|/users/~3Ca~20href~3D~27x~27~3E~26/|/languages/~3Ca~20href~3D~27x~27~3E~26/"
         );
+    }
+
+    #[test]
+    fn escaping_replaces_what_pages_cannot_hold() {
+        let mut r = Renderer::new(None).unwrap();
+        r.tera
+            .add_raw_template("t.html", "{{ name }}|{{ name | no_bidi }}")
+            .unwrap();
+        let out = r
+            .render(
+                "t.html",
+                &serde_json::json!({"name": "\u{1b}<\u{202e}\u{ffff}"}),
+            )
+            .unwrap();
+        assert_eq!(out, "\u{fffd}&lt;\u{202e}\u{fffd}|\u{fffd}&lt;\u{fffd}");
     }
 }

@@ -4,10 +4,10 @@
 use chrono::DateTime;
 use serde::Serialize;
 
-use crate::level;
 use crate::model::{
     FrontPageModel, LanguageModel, LanguageXp, MachineXp, NamedXp, ProfileModel, SiteModel,
 };
+use crate::{level, text};
 
 /// Languages shown with a level bar on a profile; the rest are listed.
 pub const TOP_LANGUAGES: usize = 10;
@@ -173,13 +173,34 @@ pub struct ProfileView {
 }
 
 /// `name` as one shell word: unchanged when plain, else single-quoted.
+/// A name with a character that cannot be shown (a control, a
+/// noncharacter, a bidi control) is written in bash's `$'…'` with
+/// `\xHH`/`\uHHHH` escapes instead, so the command on the page is visible
+/// as it is and copies exactly.
 pub fn shell_quote(name: &str) -> String {
     let plain = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | ','));
+    let hidden = |c: char| text::is_forbidden(c) || text::is_bidi_control(c);
     if plain {
         name.to_owned()
+    } else if name.chars().any(hidden) {
+        let mut out = String::from("$'");
+        for c in name.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                c if hidden(c) || c.is_control() => match u32::from(c) {
+                    n @ 0..0x80 => out.push_str(&format!("\\x{n:02x}")),
+                    n @ 0x80..0x1_0000 => out.push_str(&format!("\\u{n:04x}")),
+                    n => out.push_str(&format!("\\U{n:08x}")),
+                },
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
     } else {
         format!("'{}'", name.replace('\'', "'\\''"))
     }
@@ -285,4 +306,28 @@ impl LanguagesView {
 #[derive(Debug, Serialize)]
 pub struct NotFoundView {
     pub site: SiteView,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words() {
+        for (name, word) in [
+            ("alice", "alice"),
+            ("bob.builder", "bob.builder"),
+            ("Ñandú", "Ñandú"),
+            ("", "''"),
+            ("a b", "'a b'"),
+            ("it's", "'it'\\''s'"),
+            ("$(x)", "'$(x)'"),
+            ("\u{202e}evil", "$'\\u202eevil'"),
+            ("\u{1b}[1m'\\", "$'\\x1b[1m\\'\\\\'"),
+            ("a\tb\u{85}", "$'a\\x09b\\u0085'"),
+            ("\u{1fffe}", "$'\\U0001fffe'"),
+        ] {
+            assert_eq!(shell_quote(name), word, "{name:?}");
+        }
+    }
 }

@@ -20,17 +20,38 @@ const HOSTILE: &[&str] = &[
     "%2e%2e",
     "..\\..\\x",
     "$(touch pwned)",
+    // characters XML 1.0 forbids (ESC, NUL, noncharacters) or HTML calls
+    // a parse error (C1 controls, noncharacters)
+    "\u{1b}[31mred",
+    "nul\0byte",
+    "a\u{fffe}b",
+    "a\u{ffff}",
+    "next\u{85}line",
+    "non\u{fdd0}char",
+    // bidi controls: a right-to-left override, and one after a stray
+    // isolate terminator
+    "\u{202e}evil",
+    "\u{2069}\u{202e}worse",
+    // markup that is only dangerous unescaped
+    "]]>",
+    "<!--",
+    "-->",
+    "<![CDATA[x",
 ];
 
 fn hostile_site() -> SiteModel {
     let mut site = fixture();
-    let languages: Vec<(&str, u64, u64)> = HOSTILE
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (*n, 1000 * (i as u64 + 1), 10))
-        .collect();
     let machines: Vec<(&str, u64, u64)> = HOSTILE.iter().map(|n| (*n, 100, 1)).collect();
+    let n = HOSTILE.len();
     for (i, name) in HOSTILE.iter().enumerate() {
+        // every name is a language of every profile; the profile's own name
+        // and the next ones have the most XP, so each name is in the
+        // legends of a few charts
+        let languages: Vec<(&str, u64, u64)> = HOSTILE
+            .iter()
+            .enumerate()
+            .map(|(j, l)| (*l, 1000 * (n - (j + n - i) % n) as u64, 10))
+            .collect();
         site.profiles
             .push(profile(name, &languages, &machines, 30, i as u64));
         site.profiles
@@ -91,11 +112,13 @@ fn hostile_names_are_inert_everywhere() {
     assert_eq!(v["user"], "<script>alert(1)</script>");
     assert_eq!(v["machines"]["a&b"]["xps"], 100);
 
-    // nothing was written beside the output directory
-    let siblings: Vec<String> = fs::read_dir(tmp.path())
+    // nothing was written beside the output directory but its build lock
+    let mut siblings: Vec<String> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".site.lock")
         .collect();
+    siblings.sort();
     assert_eq!(siblings, ["site"]);
     // and every file is where its encoded name says
     for rel in files(&out) {
@@ -140,4 +163,131 @@ fn setup_command_is_shell_quoted() {
         page.contains("codestats machines add &#x27;$(touch pwned)-new&#x27; MACHINE"),
         "{page}"
     );
+    // what cannot be shown is written as an escape, in bash's $'…'
+    for (name, quoted) in [
+        ("\u{202e}evil-new", "$&#x27;\\u202eevil-new&#x27;"),
+        ("\u{1b}[31mred-new", "$&#x27;\\x1b[31mred-new&#x27;"),
+        ("a\u{ffff}-new", "$&#x27;a\\uffff-new&#x27;"),
+    ] {
+        let seg = builder::paths::segment(name);
+        let page = read(&out, &format!("users/{seg}/index.html"));
+        assert!(
+            page.contains(&format!("codestats machines add {quoted} MACHINE")),
+            "{page}"
+        );
+    }
+}
+
+/// Explicit bidi formatting: embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A character an HTML parser reports as an error: NUL, controls other than
+/// ASCII whitespace, and noncharacters.
+fn html_forbids(c: char) -> bool {
+    let controls = c.is_control() && !matches!(c, '\t' | '\n' | '\u{c}' | '\r');
+    let nonchar = matches!(c, '\u{fdd0}'..='\u{fdef}') || (c as u32) & 0xfffe == 0xfffe;
+    controls || nonchar
+}
+
+#[test]
+fn every_file_is_valid_whatever_the_names() {
+    let (_tmp, out, _) = build(&hostile_site());
+    let (mut svgs, mut pages, mut docs) = (0, 0, 0);
+    let mut bad = Vec::new();
+    for rel in files(&out) {
+        let text = read(&out, &rel);
+        if rel.ends_with(".svg") {
+            if let Err(e) = roxmltree::Document::parse(&text) {
+                bad.push(format!("{rel} is not well-formed XML: {e}"));
+            }
+            if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+                bad.push(format!("{rel} has the bidi control {c:?}"));
+            }
+            svgs += 1;
+        } else if rel.ends_with(".html") {
+            if let Some(c) = text.chars().find(|c| html_forbids(*c)) {
+                bad.push(format!("{rel} has {c:?}"));
+            }
+            pages += 1;
+        } else if rel.ends_with(".json") {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+                bad.push(format!("{rel} is not JSON: {e}"));
+            }
+            docs += 1;
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} bad files:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    assert!(svgs > 3 * HOSTILE.len(), "{svgs} SVG files");
+    assert!(pages > 3 * HOSTILE.len(), "{pages} pages");
+    assert!(docs > 2 * HOSTILE.len(), "{docs} JSON files");
+
+    // the models' names are kept: the JSON holds them exactly as sent
+    let seg = builder::paths::segment("\u{1b}[31mred");
+    let v: serde_json::Value =
+        serde_json::from_str(&read(&out, &format!("api/users/{seg}.json"))).unwrap();
+    assert_eq!(v["user"], "\u{1b}[31mred");
+    assert!(v["languages"]["a\u{ffff}"]["xps"].is_u64(), "{v}");
+    assert_eq!(v["machines"]["nul\0byte"]["xps"], 100);
+    // the charts say where a character was dropped
+    let svg = read(&out, &format!("users/{seg}/hours.svg"));
+    assert!(svg.contains("for \u{fffd}[31mred</title>"), "{svg}");
+}
+
+/// Walks an HTML page's text outside tags and checks that every bidi
+/// control in it is inside a `<bdi>` and none is in the `<title>`.
+fn check_isolated(rel: &str, page: &str) {
+    let mut depth = 0usize;
+    let mut in_title = false;
+    let mut rest = page;
+    while let Some(c) = rest.chars().next() {
+        if c == '<' {
+            let end = rest.find('>').unwrap_or(rest.len());
+            let name: String = rest[1..end]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_lowercase();
+            match name.as_str() {
+                "bdi" => depth += 1,
+                "/bdi" => depth = depth.checked_sub(1).expect("unbalanced </bdi>"),
+                "title" => in_title = true,
+                "/title" => in_title = false,
+                _ => {}
+            }
+            rest = &rest[(end + 1).min(rest.len())..];
+            continue;
+        }
+        if is_bidi_control(c) {
+            assert!(!in_title, "{rel}: a bidi control in <title>");
+            assert!(depth > 0, "{rel}: a bidi control outside <bdi>: {rest:.80}");
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    assert_eq!(depth, 0, "{rel}: unclosed <bdi>");
+}
+
+#[test]
+fn names_cannot_reorder_the_page_around_them() {
+    let (_tmp, out, _) = build(&hostile_site());
+    let mut seen = 0;
+    for rel in files(&out).iter().filter(|r| r.ends_with(".html")) {
+        let page = read(&out, rel);
+        if page.contains('\u{202e}') {
+            seen += 1;
+        }
+        check_isolated(rel, &page);
+    }
+    // the front page, the languages list, profiles and language pages
+    assert!(seen >= 4, "{seen} pages show the names");
+    // every name on a profile is isolated, the username included
+    let seg = builder::paths::segment("\u{202e}evil");
+    let page = read(&out, &format!("users/{seg}/index.html"));
+    assert!(page.contains("<h1><bdi>\u{202e}evil</bdi></h1>"), "{page}");
 }
