@@ -15,9 +15,16 @@ async fn ingest_server(db: &Db, data: &Path) -> String {
     let app = ingest::App::start(db.clone(), &ingest::IngestConfig::new(data))
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, ingest::router(app)).await.unwrap() });
+    let server = ingest::server::RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        ingest::router(app),
+        ingest::server::ServerLimits::default(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", server.addr);
+    // Serves until the test ends.
+    std::mem::forget(server);
     url
 }
 

@@ -1,15 +1,14 @@
 //! Serving the built directory: [`router`].
 //!
-//! - `GET`/`HEAD` only (405 otherwise); a directory answers its
-//!   `index.html`; a miss answers `404.html` with status 404.
+//! - `GET`/`HEAD` only (`405 {"error": …}` otherwise); a directory answers
+//!   its `index.html`; a miss answers `404.html` with status 404 to a
+//!   client that accepts HTML, `404 {"error": "not found"}` to any other.
 //! - No path leaves the directory: the path is percent-decoded once, then
 //!   any segment that starts with `.` (`.`, `..`, hidden and temporary
 //!   files) or holds `\` or NUL is a miss.
 //! - Content type by extension; `Cache-Control` long and immutable under
 //!   `/static/` (pages link assets with `?v=<hash>`), one minute elsewhere;
 //!   `ETag` from the content, `If-None-Match` → 304; gzip when accepted.
-//! - `/api/users/NAME` answers the user's read-API JSON like Code::Stats
-//!   (case-insensitive, CORS `*`, `404 {"error":"User not found or private."}`).
 //! - Hot files are kept in memory with their gzip variant, checked against
 //!   the file's size, mtime and inode on every request (one `stat`), so a
 //!   rebuilt file or a swapped-in directory is picked up at once.
@@ -248,27 +247,17 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return (
+        return json_error(
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, HEAD")],
-        )
-            .into_response();
+            "method not allowed",
+            Some("GET, HEAD"),
+        );
     }
     let head = method == Method::HEAD;
     let Some(segments) = segments(uri.path()) else {
         return not_found(&site, &headers, head).await;
     };
-    let api = segments.len() == 3 && segments[0] == "api" && segments[1] == "users";
-    if api {
-        // Code::Stats' read API: /api/users/NAME, case-insensitive
-        let file = site.root.join(paths::api_user_file(&segments[2]));
-        if let Ok(meta) = fs::metadata(&file)
-            && meta.is_file()
-            && let Some(entry) = site.entry(file, &meta).await
-        {
-            return respond(&entry, &headers, StatusCode::OK, CACHE_PAGES, true, head);
-        }
-    }
+    let api = segments.first().map(String::as_str) == Some("api");
     if let Some((path, meta)) = site.locate(&segments)
         && let Some(entry) = site.entry(path, &meta).await
     {
@@ -280,16 +269,7 @@ async fn handle(
         return respond(&entry, &headers, StatusCode::OK, cache, api, head);
     }
     if api {
-        let mut response = (
-            StatusCode::NOT_FOUND,
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-                (header::CACHE_CONTROL, CACHE_MISS),
-            ],
-            r#"{"error":"User not found or private."}"#,
-        )
-            .into_response();
+        let mut response = json_error(StatusCode::NOT_FOUND, "not found", None);
         if head {
             *response.body_mut() = Body::empty();
         }
@@ -298,7 +278,43 @@ async fn handle(
     not_found(&site, &headers, head).await
 }
 
+/// An error answer in the API's shape, `{"error": "..."}`.
+fn json_error(status: StatusCode, message: &str, allow: Option<&'static str>) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, CACHE_MISS),
+        ],
+        body,
+    )
+        .into_response();
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// Whether the client takes an HTML page (a browser) rather than JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
 async fn not_found(site: &Site, headers: &HeaderMap, head: bool) -> Response {
+    if !wants_html(headers) {
+        let mut response = json_error(StatusCode::NOT_FOUND, "not found", None);
+        if head {
+            *response.body_mut() = Body::empty();
+        }
+        return response;
+    }
     let path = site.root.join("404.html");
     if let Ok(meta) = fs::metadata(&path)
         && let Some(entry) = site.entry(path, &meta).await
@@ -313,12 +329,7 @@ async fn not_found(site: &Site, headers: &HeaderMap, head: bool) -> Response {
             head,
         );
     }
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "not found\n",
-    )
-        .into_response()
+    json_error(StatusCode::NOT_FOUND, "not found", None)
 }
 
 fn respond(

@@ -110,12 +110,15 @@ async fn run(settings: &Settings) -> Result<(), String> {
     let app = App::start(db.clone(), &config)
         .await
         .map_err(|e| e.to_string())?;
-    // As `codestats serve`: TCP_NODELAY on every connection.
-    let listener = ingest::listen(([127, 0, 0, 1], 0).into())
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = axum::serve::Listener::local_addr(&listener).map_err(|e| e.to_string())?;
-    let server = tokio::spawn(axum::serve(listener, ingest::router(app.clone())).into_future());
+    // The server `codestats serve` runs, with its limits.
+    let server = ingest::server::RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        ingest::router(app.clone()),
+        ingest::server::ServerLimits::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let addr = server.addr;
 
     let coded_at = chrono::Utc::now()
         .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
@@ -144,7 +147,7 @@ async fn run(settings: &Settings) -> Result<(), String> {
         reports.push(c.await.map_err(|e| e.to_string())?);
     }
     app.shutdown().await;
-    server.abort();
+    drop(server);
 
     let acked: u64 = reports.iter().map(|r| r.acked).sum();
     let errors: u64 = reports.iter().map(|r| r.errors).sum();

@@ -174,12 +174,15 @@ async fn run(settings: &Settings) -> Result<(), String> {
     let app = App::start(db.clone(), &config)
         .await
         .map_err(|e| e.to_string())?;
-    // As `codestats serve`: TCP_NODELAY on every connection.
-    let listener = ingest::listen(([127, 0, 0, 1], 0).into())
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = axum::serve::Listener::local_addr(&listener).map_err(|e| e.to_string())?;
-    let server = tokio::spawn(axum::serve(listener, ingest::router(app.clone())).into_future());
+    // The server `codestats serve` runs, with its limits.
+    let server = ingest::server::RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        ingest::router(app.clone()),
+        ingest::server::ServerLimits::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let addr = server.addr;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = status_kib("VmRSS:");
 
@@ -273,7 +276,7 @@ async fn run(settings: &Settings) -> Result<(), String> {
         .dropped
         .load(std::sync::atomic::Ordering::Relaxed);
     app.shutdown().await;
-    server.abort();
+    drop(server);
     delays_us.sort_unstable();
     let pct = |p: f64| {
         delays_us

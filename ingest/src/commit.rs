@@ -79,6 +79,18 @@ pub struct Pending {
     pub rows: Vec<PulseRow>,
     pub languages: Vec<LanguageRow>,
     pub done: oneshot::Sender<Result<Durable, CommitError>>,
+    /// When the request queued it: past the commit timeout
+    /// ([`crate::limits::COMMIT_TIMEOUT`]) it is answered 503 and never
+    /// written.
+    pub queued_at: tokio::time::Instant,
+}
+
+impl Pending {
+    /// Whether this pulse should still be written: its request waits for
+    /// the answer, and has not waited longer than `timeout`.
+    fn wanted(&self, timeout: Duration) -> bool {
+        !self.done.is_closed() && self.queued_at.elapsed() <= timeout
+    }
 }
 
 #[derive(Clone)]
@@ -102,6 +114,7 @@ impl Committer {
         spool: Spool,
         replay_delay: Duration,
         inserts_in_flight: usize,
+        commit_timeout: Duration,
         stop: CancellationToken,
     ) -> (Self, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -115,6 +128,7 @@ impl Committer {
                 writer.clone(),
                 rx,
                 inserts_in_flight.max(1),
+                commit_timeout,
                 stop.clone(),
             )),
             tokio::spawn(replay_loop(writer, replay_delay, stop)),
@@ -134,6 +148,7 @@ impl Committer {
                 rows,
                 languages,
                 done,
+                queued_at: tokio::time::Instant::now(),
             })
             .map_err(|_| CommitError::Overloaded)?;
         wait.await.unwrap_or(Err(CommitError::Unavailable))
@@ -144,6 +159,7 @@ async fn commit_loop(
     writer: Arc<Writer>,
     mut rx: mpsc::Receiver<Pending>,
     inserts_in_flight: usize,
+    commit_timeout: Duration,
     stop: CancellationToken,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(inserts_in_flight));
@@ -184,6 +200,21 @@ async fn commit_loop(
                 }
                 None => break,
             }
+        }
+        // A request that gave up or waited too long is answered with an
+        // error now and its pulse left out: an error answer never hides a
+        // write the plugin would then repeat.
+        let (mut pending, stale): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|p| p.wanted(commit_timeout));
+        for mut p in stale {
+            // A first spelling of a language is kept all the same.
+            if let Some(first) = pending.first_mut() {
+                first.languages.append(&mut p.languages);
+            }
+            let _ = p.done.send(Err(CommitError::Overloaded));
+        }
+        if pending.is_empty() {
+            continue;
         }
         let batch = form_batch(&mut pending);
         let writer = writer.clone();

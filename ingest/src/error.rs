@@ -22,6 +22,8 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("request body not received in time")]
+    RequestTimeout,
     #[error("too many pulses, retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
@@ -48,6 +50,7 @@ impl AppError {
             AppError::Unauthenticated => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,8 +11,10 @@ pub mod limits;
 pub mod live;
 pub mod pulse;
 pub mod rate;
+pub mod server;
 pub mod spool;
 pub mod tokens;
+pub mod visibility;
 
 use axum::{
     Router,
@@ -41,6 +43,15 @@ pub struct IngestConfig {
     pub replay_delay: std::time::Duration,
     /// `CODESTATS_INSERTS_IN_FLIGHT`: group-commit INSERTs running at once.
     pub inserts_in_flight: usize,
+    /// Longest a pulse may wait in the committer's queue
+    /// (`limits::COMMIT_TIMEOUT`).
+    pub commit_timeout: std::time::Duration,
+    /// Longest a request body may take to arrive (`server::BODY_READ_TIMEOUT`).
+    pub body_read_timeout: std::time::Duration,
+    /// Most live streams open at once (`live::MAX_STREAMS`).
+    pub max_live_streams: u64,
+    /// Where the read API's documents are (`None`: every user is 404).
+    pub read_api: Option<api::users::ReadApiFiles>,
 }
 
 impl IngestConfig {
@@ -51,6 +62,10 @@ impl IngestConfig {
             rate_burst: limits::DEFAULT_RATE_BURST,
             replay_delay: commit::REPLAY_DELAY,
             inserts_in_flight: commit::MAX_INSERTS_IN_FLIGHT,
+            commit_timeout: limits::COMMIT_TIMEOUT,
+            body_read_timeout: server::BODY_READ_TIMEOUT,
+            max_live_streams: live::MAX_STREAMS,
+            read_api: None,
         }
     }
 }
@@ -98,7 +113,13 @@ pub struct App {
     pub events: events::EventSender,
     /// The live feed (`/live`), fed from `events` by its own task.
     pub live: Arc<live::Live>,
+    /// Who is public now: asked by the live feed and the read API.
+    pub visibility: Arc<visibility::Visibility>,
+    /// Where the read API finds what the rollups published.
+    pub read_api: api::users::ReadApi,
     pub stats: Stats,
+    /// Longest a request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
     stop: tokio_util::sync::CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -111,6 +132,8 @@ impl App {
     pub async fn start(db: Db, config: &IngestConfig) -> Result<AppState, StartError> {
         let tokens = Arc::new(tokens::Tokens::default());
         tokens.refresh(&db).await?;
+        let visibility = Arc::new(visibility::Visibility::default());
+        visibility.refresh(&db).await?;
         let languages = languages::Languages::default();
         languages.load(&db).await?;
         let spool = spool::Spool::open(&config.spool_dir).map_err(|e| StartError::Spool {
@@ -123,13 +146,19 @@ impl App {
             spool,
             config.replay_delay,
             config.inserts_in_flight,
+            config.commit_timeout,
             stop.clone(),
         );
-        tasks.push(tokio::spawn(
-            tokens.clone().refresh_loop(db.clone(), stop.clone()),
-        ));
         let events = events::channel();
-        let live = Arc::new(live::Live::default());
+        let live =
+            Arc::new(live::Live::new(visibility.clone()).with_max_streams(config.max_live_streams));
+        tasks.push(tokio::spawn(refresh_loop(
+            db.clone(),
+            tokens.clone(),
+            visibility.clone(),
+            live.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(
             live.clone().run(events.subscribe(), stop.clone()),
         ));
@@ -141,10 +170,25 @@ impl App {
             rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
             events,
             live,
+            visibility,
+            read_api: api::users::ReadApi::new(config.read_api.clone()),
             stats: Stats::new(),
+            body_read_timeout: config.body_read_timeout,
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))
+    }
+
+    /// A user was made private or deleted by this process (after the change
+    /// is written): the live feed and the read API stop showing them now.
+    pub fn user_hidden(&self, user_id: u64) {
+        self.visibility.hide(user_id);
+        self.live.forget_user(user_id);
+    }
+
+    /// A user was made public by this process (after the change is written).
+    pub fn user_shown(&self, user_id: u64, username: &str) {
+        self.visibility.show(user_id, username);
     }
 
     /// Stops the background tasks: queued pulses are written (to ClickHouse
@@ -162,6 +206,38 @@ impl App {
     }
 }
 
+/// Reloads tokens and the public users every [`tokens::TOKEN_REFRESH`]
+/// until `stop`; a failed reload keeps the last good sets.
+async fn refresh_loop(
+    db: Db,
+    tokens: Arc<tokens::Tokens>,
+    visibility: Arc<visibility::Visibility>,
+    live: Arc<live::Live>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(tokens::TOKEN_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        if let Err(e) = tokens.refresh(&db).await {
+            tracing::warn!(error = %e, "cannot refresh tokens; keeping the last set");
+        }
+        match visibility.refresh(&db).await {
+            Ok(gone) => {
+                for user_id in gone {
+                    live.forget_user(user_id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot refresh public users; keeping the last set")
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot load from clickhouse: {0}")]
@@ -171,18 +247,6 @@ pub enum StartError {
         dir: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// A listener for the API on `addr`, with `TCP_NODELAY` on every accepted
-/// connection: small responses must not wait for Nagle's algorithm (it costs
-/// tens of milliseconds per keep-alive request).
-pub async fn listen(
-    addr: std::net::SocketAddr,
-) -> std::io::Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>> {
-    use axum::serve::ListenerExt;
-    Ok(tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    }))
 }
 
 /// Every route of the API, in one place.

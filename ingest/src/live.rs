@@ -21,16 +21,23 @@
 //! below the ring and get the whole ring replayed; an id greater than any
 //! seen is treated the same way.
 //!
-//! Private users: their pulses never reach the front channel; their profile
-//! stream answers 404 (checked at connect, cached [`USER_CACHE_TTL`]), and an
-//! open profile stream ends at the first pulse marked private (the flag
-//! comes from the token cache, at most `TOKEN_REFRESH` old).
+//! Private users: nothing of a user who is not public *now* (per
+//! [`Visibility`], at most `TOKEN_REFRESH` old, at once for changes made
+//! through this process) is handed out — not when a pulse is published, not
+//! when the ring is replayed, not when a stream takes a frame from its
+//! channel. A user who stops being public has their frames dropped from the
+//! ring and their profile streams ended ([`Live::forget_user`]); their
+//! profile stream answers 404.
+//!
+//! Streams are capped at [`MAX_STREAMS`] (503 past it); they are exempt from
+//! the server's idle timeout.
 
 use crate::{
     AppState,
     api::users::USER_NOT_FOUND,
     error::AppError,
     events::{PulseEvent, XpItem},
+    visibility::Visibility,
 };
 use axum::{
     body::{Body, Bytes},
@@ -49,7 +56,7 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
@@ -66,10 +73,8 @@ pub const PROFILE_BUFFER: usize = 64;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The reconnection delay browsers are told to use, milliseconds.
 pub const RETRY_MS: u64 = 2000;
-/// How long a profile lookup (exists, public) is reused.
-pub const USER_CACHE_TTL: Duration = crate::tokens::TOKEN_REFRESH;
-/// The lookup cache is emptied when it holds more names than this.
-pub const USER_CACHE_MAX: usize = 10_000;
+/// Most live streams open at once; one more is answered 503.
+pub const MAX_STREAMS: u64 = 20_000;
 /// The SSE event name of a pulse.
 pub const EVENT_NAME: &str = "pulse";
 
@@ -200,17 +205,18 @@ pub struct LiveStats {
     pub hub_missed: AtomicU64,
 }
 
-/// The live feed's state: channels, the ring and a lookup cache.
+/// The live feed's state: channels, the ring, and who may be shown.
 pub struct Live {
     front: broadcast::Sender<Msg>,
     shared: Mutex<Shared>,
-    users: Mutex<HashMap<String, (Instant, Option<u64>)>>,
+    visibility: Arc<Visibility>,
     closed: AtomicBool,
+    max_streams: u64,
     pub stats: LiveStats,
 }
 
-impl Default for Live {
-    fn default() -> Self {
+impl Live {
+    pub fn new(visibility: Arc<Visibility>) -> Self {
         Self {
             front: broadcast::channel(FRONT_BUFFER).0,
             shared: Mutex::new(Shared {
@@ -218,9 +224,32 @@ impl Default for Live {
                 profiles: HashMap::new(),
                 max_seq: 0,
             }),
-            users: Mutex::new(HashMap::new()),
+            visibility,
             closed: AtomicBool::new(false),
+            max_streams: MAX_STREAMS,
             stats: LiveStats::default(),
+        }
+    }
+
+    /// The same with another stream cap (tests).
+    pub fn with_max_streams(mut self, max_streams: u64) -> Self {
+        self.max_streams = max_streams;
+        self
+    }
+
+    /// Whether a frame may be shown now.
+    fn shown(&self, frame: &Frame) -> bool {
+        !frame.private && self.visibility.is_public(frame.user_id)
+    }
+
+    /// A user is no longer public: their frames leave the ring and their
+    /// profile streams end. Frames already in a channel are dropped by the
+    /// streams themselves ([`Live::shown`]).
+    pub fn forget_user(&self, user_id: u64) {
+        let mut shared = lock(&self.shared);
+        shared.ring.retain(|f| f.user_id != user_id);
+        if let Some(channel) = shared.profiles.remove(&user_id) {
+            let _ = channel.send(Msg::Close);
         }
     }
 }
@@ -259,7 +288,9 @@ impl Live {
     /// Sends one pulse to the ring and the channels that show it. Never waits
     /// for a subscriber.
     fn publish(&self, event: &PulseEvent) {
-        let frame = Arc::new(Frame::encode(event));
+        let mut frame = Frame::encode(event);
+        frame.private |= !self.visibility.is_public(frame.user_id);
+        let frame = Arc::new(frame);
         let mut shared = lock(&self.shared);
         // Ring and channels change under one lock, so a subscriber that
         // subscribes and copies the ring under it sees each frame once.
@@ -351,7 +382,7 @@ impl Live {
                 };
                 ring.iter()
                     .skip(start)
-                    .filter(|f| target.wants(f))
+                    .filter(|f| target.wants(f) && self.shown(f))
                     .cloned()
                     .collect()
             }
@@ -359,32 +390,18 @@ impl Live {
         (receiver, replay)
     }
 
-    /// The public user called `name` (case-insensitively), from a cache
-    /// at most [`USER_CACHE_TTL`] old.
-    async fn public_user(&self, db: &sql::Db, name: &str) -> Result<Option<u64>, AppError> {
-        let key = sql::names::fold(name);
-        if let Some((at, user)) = lock(&self.users).get(&key)
-            && at.elapsed() < USER_CACHE_TTL
-        {
-            return Ok(*user);
-        }
-        let user = sql::accounts::find_user(db, name)
-            .await?
-            .filter(|u| !u.is_private())
-            .map(|u| u.user_id);
-        let mut users = lock(&self.users);
-        if users.len() >= USER_CACHE_MAX {
-            users.clear();
-        }
-        users.insert(key, (Instant::now(), user));
-        Ok(user)
-    }
-
     fn stream(self: &Arc<Self>, target: Target, headers: &HeaderMap) -> Response {
         if self.closed.load(Ordering::SeqCst) {
             return AppError::Unavailable {
                 message: "shutting down",
                 retry_after_secs: 5,
+            }
+            .into_response();
+        }
+        if self.stats.open.load(Ordering::Relaxed) >= self.max_streams {
+            return AppError::Unavailable {
+                message: "too many live streams, try again later",
+                retry_after_secs: 30,
             }
             .into_response();
         }
@@ -398,10 +415,16 @@ impl Live {
             futures::stream::unfold((receiver, open), move |(mut receiver, open)| async move {
                 loop {
                     let bytes = match receiver.recv().await {
-                        Ok(Msg::Pulse(frame)) if target.wants(&frame) => target.bytes(&frame),
-                        // The user turned private: end their stream.
-                        Ok(Msg::Pulse(frame)) if frame.private => return None,
-                        Ok(Msg::Pulse(_)) => continue,
+                        Ok(Msg::Pulse(frame)) => {
+                            if target.wants(&frame) && open.live.shown(&frame) {
+                                target.bytes(&frame)
+                            } else if target == Target::Profile(frame.user_id) {
+                                // The user is no longer public: end their stream.
+                                return None;
+                            } else {
+                                continue;
+                            }
+                        }
                         Ok(Msg::KeepAlive) => Bytes::from_static(KEEP_ALIVE_COMMENT),
                         Ok(Msg::Close) | Err(RecvError::Closed) => return None,
                         Err(RecvError::Lagged(_)) => {
@@ -459,10 +482,9 @@ pub async fn profile(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let user_id = app
-        .live
-        .public_user(&app.db, &name)
-        .await?
+    let (user_id, _) = app
+        .visibility
+        .public_user(&name)
         .ok_or(AppError::NotFound(USER_NOT_FOUND))?;
     Ok(app.live.stream(Target::Profile(user_id), &headers))
 }
@@ -487,6 +509,15 @@ mod tests {
         }
     }
 
+    /// A live feed where users 1 to 9 are public.
+    fn live() -> Live {
+        let visibility = Arc::new(Visibility::default());
+        for user_id in 1..10 {
+            visibility.show(user_id, &format!("u{user_id}"));
+        }
+        Live::new(visibility)
+    }
+
     fn seqs(frames: &[Arc<Frame>]) -> Vec<u64> {
         frames.iter().map(|f| f.seq).collect()
     }
@@ -509,7 +540,7 @@ mod tests {
 
     #[test]
     fn resume_replays_what_follows_the_last_id() {
-        let live = Live::default();
+        let live = live();
         for (seq, user, private) in [(1, 1, false), (2, 2, true), (4, 1, false), (3, 1, false)] {
             live.publish(&event(seq, user, private));
         }
@@ -532,8 +563,32 @@ mod tests {
     }
 
     #[test]
+    fn replay_never_hands_out_a_user_who_is_not_public_now() {
+        let live = live();
+        live.publish(&event(1, 1, false));
+        live.publish(&event(2, 2, false));
+        // Made private by another process: seen through the visibility set
+        // before the ring is purged.
+        live.visibility.hide(1);
+        assert_eq!(seqs(&live.subscribe(Target::Front, Some(0)).1), [2]);
+        live.forget_user(1);
+        assert_eq!(live.ring_len(), 1);
+        // A pulse whose event still says public (token cache not yet
+        // refreshed) is not shown either.
+        live.publish(&event(3, 1, false));
+        assert_eq!(seqs(&live.subscribe(Target::Front, Some(0)).1), [2]);
+        assert_eq!(
+            seqs(&live.subscribe(Target::Profile(1), Some(0)).1),
+            [0u64; 0]
+        );
+        // Unknown users (created since the last refresh) wait for it.
+        live.publish(&event(4, 42, false));
+        assert_eq!(seqs(&live.subscribe(Target::Front, Some(0)).1), [2]);
+    }
+
+    #[test]
     fn the_ring_and_channels_are_bounded() {
-        let live = Live::default();
+        let live = live();
         let (_stuck, _) = live.subscribe(Target::Front, None);
         for seq in 1..=(RING_EVENTS + FRONT_BUFFER) as u64 * 2 {
             live.publish(&event(seq, 1, false));
@@ -546,7 +601,7 @@ mod tests {
 
     #[test]
     fn a_profile_channel_goes_when_nobody_watches() {
-        let live = Live::default();
+        let live = live();
         let (receiver, _) = live.subscribe(Target::Profile(5), None);
         assert_eq!(live.profile_channels(), 1);
         drop(receiver);

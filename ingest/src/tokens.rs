@@ -9,7 +9,6 @@
 use sql::{Db, accounts::TokenOwner, token};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::sync::RwLock;
-use tokio_util::sync::CancellationToken;
 
 /// How often the token set is reloaded (the CLI's changes show up within this).
 pub const TOKEN_REFRESH: Duration = Duration::from_secs(2);
@@ -44,21 +43,6 @@ impl Tokens {
         let map = self.by_hash.read().await;
         let (stored, owner) = map.get_key_value(&hash)?;
         token::hashes_equal(stored, &hash).then(|| owner.clone())
-    }
-
-    /// Refreshes until `stop`; errors are logged and the last good set is kept.
-    pub async fn refresh_loop(self: Arc<Self>, db: Db, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(TOKEN_REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
-            if let Err(e) = self.refresh(&db).await {
-                tracing::warn!(error = %e, "cannot refresh tokens; keeping the last set");
-            }
-        }
     }
 }
 

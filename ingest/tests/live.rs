@@ -136,34 +136,61 @@ async fn private_users_stay_off_the_feed() {
     assert_eq!(data["user"], "bob");
     assert_eq!(data["xps"], json!([{"language": "Go", "xp": 5}]));
 
-    // bob turns private while his profile is open: within a token refresh
-    // his pulses stop showing, his open stream ends and it cannot reopen.
+    // bob turns private (by another process, as the CLI does) while his
+    // profile is open: within one refresh his open stream ends, it cannot
+    // reopen, and nothing of his is replayed, from before the change or after.
     let mut bob_profile = subscribe(&app, "/live/users/bob", None).await;
     sql::accounts::set_private(&app.db, "bob", true)
         .await
         .unwrap();
-    app.app.tokens.refresh(&app.db).await.unwrap();
-    post(&app, &bob, pulse("Go", 6)).await;
-    post(&app, &carol, pulse("C", 7)).await;
-    let (_, data) = front.next().await.unwrap();
-    assert_eq!(data["user"], "carol");
     assert!(bob_profile.ends().await);
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(ingest::tokens::TOKEN_REFRESH * 3, || async {
             // the status only: a 200 is a stream that never ends
             let r = app.client.get(app.url("/live/users/bob")).send().await;
             r.unwrap().status() == StatusCode::NOT_FOUND
         })
         .await
     );
-    // and nothing of his is in the resume ring for the front either
+    post(&app, &bob, pulse("Go", 6)).await;
+    post(&app, &carol, pulse("C", 7)).await;
+    let (_, data) = front.next().await.unwrap();
+    assert_eq!(data["user"], "carol");
     let mut resumed = subscribe(&app, "/live", Some(0)).await;
     let mut users = Vec::new();
     post(&app, &carol, pulse("C", 8)).await;
-    while users.len() < 3 {
+    while users.len() < 2 {
         users.push(resumed.next().await.unwrap().1["user"].clone());
     }
-    assert_eq!(users, ["bob", "carol", "carol"], "bob's public pulse only");
+    assert_eq!(users, ["carol", "carol"], "nothing of bob's");
+}
+
+#[tokio::test]
+async fn a_privacy_change_through_the_server_empties_the_replay_at_once() {
+    let app = TestApp::start(test_db!()).await;
+    let dana = app.machine("dana", "m", false).await;
+    let erin = app.machine("erin", "m", false).await;
+    post(&app, &dana, pulse("Rust", 1)).await;
+    post(&app, &erin, pulse("Go", 2)).await;
+    let mut dana_profile = subscribe(&app, "/live/users/dana", None).await;
+    let user = sql::accounts::set_private(&app.db, "dana", true)
+        .await
+        .unwrap();
+    app.app.user_hidden(user.user_id);
+    // No waiting for a refresh: gone from the ring and the profile now.
+    assert!(dana_profile.ends().await);
+    let r = app.client.get(app.url("/live/users/dana")).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::NOT_FOUND);
+    // Her token still works until the refresh; her pulse is not shown.
+    post(&app, &dana, pulse("Rust", 3)).await;
+    post(&app, &erin, pulse("Go", 4)).await;
+    let mut resumed = subscribe(&app, "/live", Some(0)).await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (_, data) = resumed.next().await.unwrap();
+        seen.push((data["user"].clone(), data["xps"][0]["xp"].clone()));
+    }
+    assert_eq!(seen, [(json!("erin"), json!(2)), (json!("erin"), json!(4))]);
 }
 
 #[tokio::test]

@@ -1,128 +1,125 @@
-//! `GET /api/users/NAME`: the Code::Stats read API.
+//! `GET /api/users/NAME`: the Code::Stats read API, answered from the
+//! documents the rollups published (their numbers are checked against SQL
+//! over raw pulses in the binary's `tests/rollups.rs`).
 
 mod common;
 
-use common::{TestApp, now_secs, timestamp};
+use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
-use sql::{pulses::PulseRow, test_db};
+use sql::test_db;
+use std::path::{Path, PathBuf};
 
-fn row(
-    user_id: u64,
-    machine_id: u64,
-    coded_at: i64,
-    offset: i16,
-    language: &str,
-    xp: u32,
-) -> PulseRow {
-    PulseRow {
-        pulse_id: rand_id(),
-        batch_id: 1,
-        user_id,
-        machine_id,
-        coded_at: coded_at as u32,
-        utc_offset: offset,
-        language: language.into(),
-        xp,
-        received_at: now_secs() as u32,
-    }
+/// The builder's layout, lower-cased names under `api/users/`.
+fn file_of(username: &str) -> PathBuf {
+    PathBuf::from("api/users").join(format!("{}.json", username.to_lowercase()))
 }
 
-fn rand_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-#[tokio::test]
-async fn answers_the_code_stats_shape() {
-    let app = TestApp::start(test_db!()).await;
-    let token = app.machine("Nicd", "laptop", false).await;
-    app.machine("Nicd", "desk", false).await;
-    let user = sql::accounts::get_user(&app.db, "nicd").await.unwrap();
-    let machines = sql::accounts::list_machines(&app.db, &user).await.unwrap();
-    let desk = machines
-        .iter()
-        .find(|m| m.name == "desk")
-        .unwrap()
-        .machine_id;
-
-    // Two days ago, 11:00 UTC at +14:00 is 01:00 the next local day.
-    let day = (now_secs() / 86400 - 2) * 86400;
-    let old = day + 11 * 3600;
-    sql::pulses::insert(
-        &app.db,
-        &[
-            row(user.user_id, desk, old, 14 * 60, "Rust", 100),
-            row(user.user_id, desk, old, -12 * 60, "Elixir", 10),
-        ],
-    )
+async fn app_with_documents(db: sql::Db, dir: &Path) -> TestApp {
+    let dir = dir.to_owned();
+    TestApp::with_config(db, move |c| {
+        c.read_api = Some(ingest::api::users::ReadApiFiles { dir, file_of });
+    })
     .await
-    .unwrap();
-    // A fresh pulse through the API counts as new.
-    let r = app
-        .post(
-            &token,
-            json!({"coded_at": timestamp(60, 0), "xps": [{"language": "Rust", "xp": 7}]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+}
 
-    let date = |secs: i64| {
-        chrono::DateTime::from_timestamp(secs, 0)
-            .unwrap()
-            .format("%Y-%m-%d")
-            .to_string()
-    };
-    let today = date(now_secs() - 60);
-    let mut dates = serde_json::Map::new();
-    dates.insert(date(old + 14 * 3600), json!(100));
-    dates.insert(date(old - 12 * 3600), json!(10));
-    *dates.entry(today).or_insert(json!(0)) = json!(
-        dates
-            .get(&date(now_secs() - 60))
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
-            + 7
-    );
+fn publish(dir: &Path, username: &str, doc: &serde_json::Value) {
+    let path = dir.join(file_of(username));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // As the builder: a new file renamed over the old one.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, doc.to_string()).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
 
-    // The static site's spelling of the same resource answers the same.
-    let r = app.get("/api/users/nicd.json").await;
-    assert_eq!(r.status, StatusCode::OK);
-    let r = app.get("/api/users/NICD").await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.headers["access-control-allow-origin"], "*");
-    assert_eq!(
-        r.body,
-        json!({
-            "user": "Nicd",
-            "total_xp": 117,
-            "new_xp": 7,
-            "machines": {"desk": {"xps": 110, "new_xps": 0}, "laptop": {"xps": 7, "new_xps": 7}},
-            "languages": {"Rust": {"xps": 107, "new_xps": 7}, "Elixir": {"xps": 10, "new_xps": 0}},
-            "dates": dates,
-        })
-    );
+fn doc(user: &str, total: u64) -> serde_json::Value {
+    json!({"user": user, "total_xp": total, "new_xp": 0, "machines": {}, "languages": {}, "dates": {}})
 }
 
 #[tokio::test]
-async fn private_and_unknown_users_are_404() {
-    let app = TestApp::start(test_db!()).await;
+async fn answers_the_published_document() {
+    let site = tempfile::tempdir().unwrap();
+    let app = app_with_documents(test_db!(), site.path()).await;
+    app.machine("Nicd", "laptop", false).await;
+    publish(site.path(), "Nicd", &doc("Nicd", 117));
+
+    for path in ["/api/users/Nicd", "/api/users/NICD", "/api/users/nicd.json"] {
+        let r = app.get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.body, doc("Nicd", 117), "{path}");
+        assert_eq!(r.headers["access-control-allow-origin"], "*");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+
+    // Conditional requests, and a new rollup's document at once.
+    let etag = app.get("/api/users/nicd").await.headers["etag"].clone();
+    let r = app
+        .client
+        .get(app.url("/api/users/nicd"))
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    publish(site.path(), "Nicd", &doc("Nicd", 200));
+    let r = app.get("/api/users/nicd").await;
+    assert_eq!(r.body["total_xp"], 200);
+    assert_ne!(r.headers["etag"], etag);
+}
+
+#[tokio::test]
+async fn private_unknown_and_unpublished_users_are_404() {
+    let site = tempfile::tempdir().unwrap();
+    let app = app_with_documents(test_db!(), site.path()).await;
     app.machine("hidden", "m", true).await;
-    let user = app.machine("empty", "m", false).await;
-    let _ = user;
+    app.machine("fresh", "m", false).await;
+    // A document left over from when the user was public is never served.
+    publish(site.path(), "hidden", &doc("hidden", 5));
     for path in [
         "/api/users/hidden",
         "/api/users/HIDDEN",
+        "/api/users/hidden.json",
         "/api/users/nobody",
+        "/api/users/fresh",
+        "/api/users/%ff",
     ] {
         let r = app.get(path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(r.body, json!({"error": "User not found or private."}));
+        assert_eq!(
+            r.body,
+            json!({"error": "User not found or private."}),
+            "{path}"
+        );
     }
-    let r = app.get("/api/users/empty").await;
+}
+
+#[tokio::test]
+async fn a_user_made_private_is_refused_before_the_next_rollup() {
+    let site = tempfile::tempdir().unwrap();
+    let app = app_with_documents(test_db!(), site.path()).await;
+    app.machine("alice", "m", false).await;
+    app.machine("bob", "m", false).await;
+    publish(site.path(), "alice", &doc("alice", 1));
+    publish(site.path(), "bob", &doc("bob", 2));
+    assert_eq!(app.get("/api/users/alice").await.status, StatusCode::OK);
+
+    // Through this process: at once.
+    let alice = sql::accounts::set_private(&app.db, "alice", true)
+        .await
+        .unwrap();
+    app.app.user_hidden(alice.user_id);
     assert_eq!(
-        r.body,
-        json!({"user": "empty", "total_xp": 0, "new_xp": 0, "machines": {}, "languages": {}, "dates": {}})
+        app.get("/api/users/alice").await.status,
+        StatusCode::NOT_FOUND
     );
+
+    // By another process (the CLI): within one refresh.
+    sql::accounts::set_private(&app.db, "bob", true)
+        .await
+        .unwrap();
+    let refused = common::eventually(ingest::tokens::TOKEN_REFRESH * 3, || async {
+        app.get("/api/users/bob").await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(refused, "bob still answered after the refresh interval");
 }

@@ -4,13 +4,14 @@
 use crate::{config::Config, store::Store};
 use anyhow::Context;
 use jobs::{Rollups, Scope};
-use std::{future::IntoFuture, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio_cron_scheduler::JobScheduler;
 
 /// How long open connections may take to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
     let store = Store::open_migrated(config).await?;
     let result = serve(config, &store, listen).await;
     store.close().await;
@@ -30,10 +31,15 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
         embedded = store.owns_local_server(),
         "store ready"
     );
-    let app = ingest::App::start(store.db.clone(), &config.ingest)
+    let mut ingest_config = config.ingest.clone();
+    ingest_config.read_api = Some(ingest::api::users::ReadApiFiles {
+        dir: super::build::site_dir(config),
+        file_of: builder::paths::api_user_file,
+    });
+    let app = ingest::App::start(store.db.clone(), &ingest_config)
         .await
         .context("cannot start ingest")?;
-    let listener = ingest::listen(listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let mut config = config.clone();
@@ -47,29 +53,38 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     let site = super::build::site_dir(config);
     let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
     tracing::info!(%listen, "serving");
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
-    let graceful = {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let limits = ingest::server::ServerLimits::default();
+    tracing::info!(max_connections = limits.max_connections, "connection cap");
+    let server = ingest::server::serve(
+        listener,
+        router,
+        limits,
+        Arc::new(ingest::server::ServerStats::default()),
+        stop.clone(),
+    );
+    {
         let app = app.clone();
-        async move {
+        tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
             // Live streams never end by themselves: close them so the
             // graceful shutdown can finish.
             app.live.close();
-            let _ = stopping_tx.send(());
-        }
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
-    let served = tokio::select! {
-        served = server.into_future() => served.context("http server failed"),
+            stop.cancel();
+        });
+    }
+    let stopped = stop.clone();
+    tokio::select! {
+        () = server => {}
         () = async {
-            let _ = stopping_rx.await;
+            stopped.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
-            Ok(())
         }
-    };
+    }
+    let served: anyhow::Result<()> = Ok(());
     rollup_tasks.stop().await;
     tracing::debug!("rollups stopped");
     app.shutdown().await;

@@ -10,10 +10,11 @@ use crate::{
 };
 use axum::{
     Json,
-    body::Bytes,
-    extract::{State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode},
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
 };
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sql::pulses::PulseRow;
 use std::sync::atomic::Ordering;
@@ -23,8 +24,15 @@ pub const TOKEN_HEADER: &str = "x-api-token";
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
+    // A declared length over the limit is refused before a byte of the body
+    // is read (and before the token is looked at: nothing is spent on it).
+    if declared_length(&headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
     let mut tokens = headers.get_all(TOKEN_HEADER).iter();
     let token = match (tokens.next(), tokens.next()) {
         (Some(t), None) => t.to_str().map_err(|_| AppError::Unauthenticated)?,
@@ -37,15 +45,7 @@ pub async fn create(
         .ok_or(AppError::Unauthenticated)?;
     app.rate_limit.check(owner.machine_id)?;
 
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            }
-        } else {
-            AppError::BadRequest(pulse::INVALID_XPS)
-        }
-    })?;
+    let body = read_body(body, app.body_read_timeout).await?;
     let now = crate::commit::now_secs();
     let pulse = pulse::parse(&body, i64::from(now)).map_err(AppError::BadRequest)?;
 
@@ -76,19 +76,20 @@ pub async fn create(
         })
         .collect();
 
-    let durable = tokio::time::timeout(
-        crate::limits::COMMIT_TIMEOUT,
-        app.committer.commit(rows, new_languages),
-    )
-    .await
-    .unwrap_or(Err(CommitError::Unavailable))
-    .map_err(|e| AppError::Unavailable {
-        message: match e {
-            CommitError::Overloaded => "too many pulses waiting to be stored, try again later",
-            CommitError::Unavailable => "pulse could not be stored, try again later",
-        },
-        retry_after_secs: 5,
-    })?;
+    // No timeout here: once queued, a pulse is either written and answered
+    // 201, or refused by the committer before it is written (it bounds the
+    // wait itself, `limits::COMMIT_TIMEOUT`). A 503 never hides a write.
+    let durable = app
+        .committer
+        .commit(rows, new_languages)
+        .await
+        .map_err(|e| AppError::Unavailable {
+            message: match e {
+                CommitError::Overloaded => "too many pulses waiting to be stored, try again later",
+                CommitError::Unavailable => "pulse could not be stored, try again later",
+            },
+            retry_after_secs: 5,
+        })?;
     if durable == Durable::Spool {
         app.stats.spooled.fetch_add(1, Ordering::Relaxed);
     }
@@ -112,4 +113,34 @@ pub async fn create(
         utc_offset: pulse.utc_offset,
     }));
     Ok((StatusCode::CREATED, Json(json!({"ok": "Great success!"}))))
+}
+
+/// The `Content-Length` a request declares, if it declares exactly one
+/// readable value (hyper itself refuses conflicting ones).
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Reads the whole body: at most [`MAX_BODY_BYTES`] (413 past it), within
+/// `timeout` (`server::BODY_READ_TIMEOUT` by default; 408 past it, so a
+/// client trickling bytes cannot hold a connection).
+async fn read_body(body: Body, timeout: std::time::Duration) -> Result<Bytes, AppError> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(AppError::RequestTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(AppError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            })
+        }
+        // The client went away or broke the framing mid-body.
+        Ok(Err(_)) => Err(AppError::BadRequest(pulse::INVALID_XPS)),
+    }
 }

@@ -1,82 +1,158 @@
-//! `GET /api/users/NAME`: the Code::Stats read API, computed from ClickHouse.
+//! `GET /api/users/NAME` (and `NAME.json`): the Code::Stats read API,
+//! answered from what the rollups published — the builder's read-API
+//! document of each public user — never from a scan of raw pulses.
+//!
+//! The numbers are those of the last rollup that covered the user (at most
+//! `CODESTATS_ROLLUP_INTERVAL_SECS` old while `serve` runs); "new" XP is the
+//! last 12 hours as of that rollup. Who is shown is decided per request by
+//! [`crate::visibility::Visibility`], so a user made private is refused at
+//! once, before the next rollup removes their document.
+//!
+//! Documents are read from disk once and kept in memory with an ETag,
+//! checked against the file's size, mtime and inode on every request (one
+//! `stat`), so a rollup's new document is answered at once.
 
 use crate::{AppState, error::AppError};
 use axum::{
-    Json,
-    extract::{Path, State},
+    body::{Body, Bytes},
+    extract::{Path, State, rejection::PathRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+    time::SystemTime,
+};
 
 pub const USER_NOT_FOUND: &str = "User not found or private.";
-/// XP coded within this window counts as "new".
-pub const NEW_XP_WINDOW_SECS: u32 = 12 * 3600;
+/// Documents kept in memory; past this the cache starts over.
+pub const CACHE_MAX_DOCUMENTS: usize = 20_000;
+/// `Cache-Control` of an answer (documents change with every rollup).
+pub const CACHE_CONTROL: &str = "public, max-age=30";
 
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
-pub struct XpPair {
-    pub xps: u64,
-    pub new_xps: u64,
+/// Where the published documents are: `dir.join(file_of(username))`
+/// (`serve` passes the builder's `paths::api_user_file`).
+#[derive(Debug, Clone)]
+pub struct ReadApiFiles {
+    pub dir: PathBuf,
+    pub file_of: fn(&str) -> PathBuf,
 }
 
-/// Exactly the keys Code::Stats answers with; clients parse them strictly.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct UserStats {
-    pub user: String,
-    pub total_xp: u64,
-    pub new_xp: u64,
-    pub machines: BTreeMap<String, XpPair>,
-    pub languages: BTreeMap<String, XpPair>,
-    pub dates: BTreeMap<String, u64>,
+/// One version of a document on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Version {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode: std::os::unix::fs::MetadataExt::ino(meta),
+        }
+    }
+}
+
+struct Document {
+    version: Version,
+    body: Bytes,
+    etag: HeaderValue,
+}
+
+/// The read API's documents and their cache.
+pub struct ReadApi {
+    files: Option<ReadApiFiles>,
+    cache: RwLock<HashMap<PathBuf, Arc<Document>>>,
+}
+
+impl ReadApi {
+    pub fn new(files: Option<ReadApiFiles>) -> Self {
+        Self {
+            files,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The published document of `username`, if there is one.
+    async fn document(&self, username: &str) -> Option<Arc<Document>> {
+        let files = self.files.as_ref()?;
+        let path = files.dir.join((files.file_of)(username));
+        let meta = tokio::fs::metadata(&path).await.ok()?;
+        let version = Version::of(&meta);
+        if let Some(doc) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&path)
+            && doc.version == version
+        {
+            return Some(doc.clone());
+        }
+        let body = tokio::fs::read(&path).await.ok()?;
+        // Replaced between stat and read: the next request reloads it.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
+        let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let doc = Arc::new(Document {
+            version,
+            body: Bytes::from(body),
+            etag: HeaderValue::from_str(&format!("\"{tag}\"")).ok()?,
+        });
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_MAX_DOCUMENTS {
+            cache.clear();
+        }
+        cache.insert(path, doc.clone());
+        Some(doc)
+    }
 }
 
 pub async fn show(
     State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<UserStats>, AppError> {
-    // `/api/users/NAME.json` is the static site's name for the same answer.
-    let mut user = sql::accounts::find_user(&app.db, &name).await?;
-    if user.is_none()
-        && let Some(stem) = name.strip_suffix(".json")
-    {
-        user = sql::accounts::find_user(&app.db, stem).await?;
-    }
-    let user = user
-        .filter(|u| !u.is_private())
-        .ok_or(AppError::NotFound(USER_NOT_FOUND))?;
-    let since = crate::commit::now_secs().saturating_sub(NEW_XP_WINDOW_SECS);
-    let (machines, xp, dates) = tokio::try_join!(
-        sql::accounts::list_machines(&app.db, &user),
-        sql::pulses::user_xp(&app.db, user.user_id, since),
-        sql::pulses::user_xp_by_local_date(&app.db, user.user_id),
-    )?;
-    let machine_names: HashMap<u64, String> = machines
-        .into_iter()
-        .map(|m| (m.machine_id, m.name))
-        .collect();
-
-    let mut stats = UserStats {
-        user: user.username,
-        total_xp: 0,
-        new_xp: 0,
-        machines: BTreeMap::new(),
-        languages: BTreeMap::new(),
-        dates: dates.into_iter().collect(),
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let not_found = AppError::NotFound(USER_NOT_FOUND);
+    let Ok(Path(name)) = name else {
+        return Err(not_found);
     };
-    for row in xp {
-        // Pulses of a deleted machine may outlive it until ClickHouse's
-        // asynchronous delete has run; they no longer count.
-        let Some(machine) = machine_names.get(&row.machine_id) else {
-            continue;
-        };
-        stats.total_xp += row.xp;
-        stats.new_xp += row.new_xp;
-        for pair in [
-            stats.machines.entry(machine.clone()).or_default(),
-            stats.languages.entry(row.language).or_default(),
-        ] {
-            pair.xps += row.xp;
-            pair.new_xps += row.new_xp;
-        }
-    }
-    Ok(Json(stats))
+    // `/api/users/NAME.json` is the static site's name for the same answer.
+    let (_, username) = app
+        .visibility
+        .public_user(&name)
+        .or_else(|| app.visibility.public_user(name.strip_suffix(".json")?))
+        .ok_or(not_found)?;
+    let doc = app
+        .read_api
+        .document(&username)
+        .await
+        // Public, but no rollup has published them yet.
+        .ok_or(AppError::NotFound(USER_NOT_FOUND))?;
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().trim_start_matches("W/") == doc.etag);
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = Body::from(doc.body.clone()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let h = response.headers_mut();
+    h.insert(header::ETAG, doc.etag.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    Ok(response)
 }

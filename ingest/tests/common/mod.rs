@@ -3,7 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
-use ingest::{App, AppState, IngestConfig};
+use ingest::{
+    App, AppState, IngestConfig,
+    server::{RunningServer, ServerLimits},
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sql::Db;
@@ -15,13 +18,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub data: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    pub server: ingest::server::RunningServer,
 }
 
 pub struct Response {
@@ -36,17 +33,29 @@ impl TestApp {
     }
 
     pub async fn with_config(db: Db, configure: impl FnOnce(&mut IngestConfig)) -> Self {
+        Self::with_limits(db, configure, ServerLimits::default()).await
+    }
+
+    /// The same, with the server's limits given (e.g. a lowered connection
+    /// cap or timeouts).
+    pub async fn with_limits(
+        db: Db,
+        configure: impl FnOnce(&mut IngestConfig),
+        limits: ServerLimits,
+    ) -> Self {
         init_logs();
         let data = tempfile::tempdir().unwrap();
         let mut config = IngestConfig::new(data.path());
         configure(&mut config);
         let app = App::start(db.clone(), &config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = ingest::router(app.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let server = RunningServer::start(
+            ([127, 0, 0, 1], 0).into(),
+            ingest::router(app.clone()),
+            limits,
+        )
+        .await
+        .unwrap();
+        let addr = server.addr;
         Self {
             db,
             app,
@@ -77,6 +86,7 @@ impl TestApp {
             .await
             .unwrap();
         self.app.tokens.refresh(&self.db).await.unwrap();
+        self.app.visibility.refresh(&self.db).await.unwrap();
         token
     }
 
