@@ -66,6 +66,34 @@ impl TestApp {
         }
     }
 
+    /// The API with the site built in `site` behind it, mounted as
+    /// `codestats serve` mounts them: what a client on the network reaches.
+    pub async fn with_site(
+        db: Db,
+        configure: impl FnOnce(&mut IngestConfig),
+        site: &std::path::Path,
+    ) -> Self {
+        init_logs();
+        let data = tempfile::tempdir().unwrap();
+        let mut config = IngestConfig::new(data.path());
+        configure(&mut config);
+        let app = App::start(db.clone(), &config).await.unwrap();
+        let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
+        let server =
+            RunningServer::start(([127, 0, 0, 1], 0).into(), router, ServerLimits::default())
+                .await
+                .unwrap();
+        let addr = server.addr;
+        Self {
+            db,
+            app,
+            addr,
+            client: reqwest::Client::new(),
+            data,
+            server,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
