@@ -3,7 +3,9 @@
 mod cli;
 mod cmd;
 mod config;
+mod lock;
 mod logging;
+mod output;
 mod store;
 
 use clap::Parser;
@@ -23,6 +25,8 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of stdout has gone: it wanted no more.
+        Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

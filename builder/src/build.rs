@@ -12,7 +12,7 @@ use crate::render::Renderer;
 use crate::view::{
     self, FrontView, LanguageView, LanguagesView, NotFoundView, ProfileView, SiteView,
 };
-use crate::write::{self, Kind, Writer};
+use crate::write::{self, Kind, SiteLock, Writer};
 use crate::{Error, charts, json, paths};
 
 /// Default site name shown in titles.
@@ -76,8 +76,9 @@ fn check_unique(site: &SiteModel) -> Result<(), Error> {
 
 /// Renders [`SiteModel`]s into one output directory.
 ///
-/// Builds of one output directory are serialized by the builder; two
-/// builders (or processes) must not build the same directory at once.
+/// Builds of one output directory take turns, in this process or across
+/// processes: each holds an OS lock on a file beside the directory for its
+/// duration, and a build that finds it held waits.
 pub struct Builder {
     output_dir: PathBuf,
     renderer: Renderer,
@@ -128,9 +129,11 @@ impl Builder {
     #[tracing::instrument(skip_all, fields(dir = %self.output_dir.display()))]
     pub fn build(&self, site: &SiteModel) -> Result<BuildReport, Error> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _site = SiteLock::acquire(&self.output_dir)?;
         self.build_locked(site)
     }
 
+    /// A full build; the caller holds the [`SiteLock`].
     fn build_locked(&self, site: &SiteModel) -> Result<BuildReport, Error> {
         check_unique(site)?;
         let started = Instant::now();
@@ -179,6 +182,7 @@ impl Builder {
         dirty: &[impl AsRef<str>],
     ) -> Result<BuildReport, Error> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _site = SiteLock::acquire(&self.output_dir)?;
         if !self.output_dir.join("index.html").is_file() {
             return self.build_locked(site);
         }

@@ -3,7 +3,8 @@
 //! A file is written to a temporary file in its final directory and renamed
 //! over the old one, so a reader sees the old or the new file, never half of
 //! one. A full build writes into a fresh sibling staging directory that is
-//! then swapped with the output directory ([`publish`]).
+//! then swapped with the output directory ([`publish`]). Every build holds
+//! the directory's [`SiteLock`], so builds in different processes take turns.
 
 use std::fs;
 use std::io::Write as _;
@@ -182,8 +183,50 @@ fn exchange(_a: &Path, _b: &Path) -> Result<(), std::io::Error> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
+/// An exclusive OS lock (`flock`) on the file `.NAME.lock` beside the
+/// output directory `NAME`, held while one build of it runs; released when
+/// dropped, or by the kernel when the process ends. Beside the directory,
+/// not in it, because a full build swaps the directory.
+#[derive(Debug)]
+pub(crate) struct SiteLock {
+    _file: fs::File,
+}
+
+impl SiteLock {
+    /// Takes the lock of `output`, waiting for the build that holds it (in
+    /// this process or another) to finish.
+    pub(crate) fn acquire(output: &Path) -> Result<Self, Error> {
+        let parent = parent_of(output);
+        fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::UnsafePath(output.to_path_buf()))?;
+        let path = parent.join(format!(".{name}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                tracing::warn!(
+                    dir = %output.display(),
+                    "another build of this site is running; waiting for it to finish"
+                );
+                file.lock().map_err(|e| Error::io("lock", &path, e))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        }
+        Ok(Self { _file: file })
+    }
+}
+
 /// Removes staging directories a crashed build of `output` left behind.
-/// Builds of one output directory must not run concurrently.
+/// Called only with the [`SiteLock`] of `output` held, so no other build's
+/// staging directory exists.
 pub(crate) fn remove_stale_staging(output: &Path) {
     let parent = parent_of(output);
     let Some(name) = output.file_name().map(|n| n.to_string_lossy().into_owned()) else {

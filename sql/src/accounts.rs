@@ -1,7 +1,9 @@
 //! Users and their machines.
 //!
 //! Both tables are ReplacingMergeTree: a change writes a new version of the
-//! row, reads take the newest (`FINAL`). Uniqueness (usernames
+//! row, reads take the newest (`FINAL`). Every change reads the row first and
+//! writes a version above the one it read ([`version_after`]), so a later
+//! change wins whatever the clock does. Uniqueness (usernames
 //! case-insensitively, machine names per user) is checked here before a write;
 //! accounts are changed by operators through the CLI, not concurrently by the
 //! public.
@@ -69,12 +71,25 @@ const USER_COLUMNS: &str =
 const MACHINE_COLUMNS: &str =
     "machine_id, user_id, name, token_hash, active, created_at, deleted, version";
 
-/// A version number newer than any written before by this clock.
+/// A version for a new row: the wall clock in nanoseconds.
 fn next_version() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1)
+}
+
+/// The version of a change to a row whose current version is `current`,
+/// with the clock at `now`: the clock when it is ahead of the row, and one
+/// above the row otherwise (a clock stepped back, or a row written by a
+/// machine whose clock ran ahead), so the change always replaces the row.
+pub fn version_after(current: u64, now: u64) -> u64 {
+    now.max(current.saturating_add(1))
+}
+
+/// The version of a change to a row read at version `current`.
+fn bump(current: u64) -> u64 {
+    version_after(current, next_version())
 }
 
 fn new_id() -> u64 {
@@ -147,29 +162,50 @@ pub async fn add_user(db: &Db, name: &str, email: &str, private: bool) -> Result
 pub async fn set_private(db: &Db, name: &str, private: bool) -> Result<User> {
     let mut user = get_user(db, name).await?;
     user.private = private.into();
-    user.version = next_version();
+    user.version = bump(user.version);
     write_user(db, &user).await?;
     Ok(user)
 }
 
 /// Deletes the user, their machines and every pulse they sent.
+///
+/// The account rows are marked deleted first, so their tokens are refused
+/// before the pulses are deleted, and a pulse accepted until then is
+/// deleted with the others.
 pub async fn delete_user(db: &Db, name: &str) -> Result<User> {
     let mut user = get_user(db, name).await?;
-    for machine in list_machines(db, &user).await? {
-        delete_machine_row(db, machine).await?;
+    let machines = list_machines(db, &user).await?;
+    user.deleted = 1;
+    user.version = bump(user.version);
+    write_user(db, &user).await?;
+    for machine in machines {
+        write_machine(db, &deleted(machine)).await?;
     }
+    delete_pulses(db, "user_id", user.user_id).await?;
+    Ok(user)
+}
+
+/// The row that marks `machine` deleted.
+fn deleted(mut machine: Machine) -> Machine {
+    machine.deleted = 1;
+    machine.active = 0;
+    machine.version = bump(machine.version);
+    machine
+}
+
+/// Deletes the pulses (and their hourly aggregates) whose `column`, a
+/// column name from code, is `id`.
+async fn delete_pulses(db: &Db, column: &str, id: u64) -> Result<()> {
     for table in ["pulses", "xp_hourly"] {
         db.client()
-            .query("ALTER TABLE ? DELETE WHERE user_id = ?")
+            .query("ALTER TABLE ? DELETE WHERE ? = ?")
             .bind(clickhouse::sql::Identifier(table))
-            .bind(user.user_id)
+            .bind(clickhouse::sql::Identifier(column))
+            .bind(id)
             .execute()
             .await?;
     }
-    user.deleted = 1;
-    user.version = next_version();
-    write_user(db, &user).await?;
-    Ok(user)
+    Ok(())
 }
 
 pub async fn list_machines(db: &Db, user: &User) -> Result<Vec<Machine>> {
@@ -238,7 +274,7 @@ pub async fn rename_machine(db: &Db, username: &str, from: &str, to: &str) -> Re
         .find(|m| m.name == from)
         .ok_or_else(|| Error::NotFound(format!("machine {from:?} of user {:?}", user.username)))?;
     machine.name = to.to_owned();
-    machine.version = next_version();
+    machine.version = bump(machine.version);
     write_machine(db, &machine).await?;
     Ok(machine)
 }
@@ -249,7 +285,7 @@ pub async fn regenerate_token(db: &Db, username: &str, name: &str) -> Result<(Ma
     let mut machine = get_machine(db, &user, name).await?;
     let token = token::generate();
     machine.token_hash = token::hash_hex(&token);
-    machine.version = next_version();
+    machine.version = bump(machine.version);
     write_machine(db, &machine).await?;
     Ok((machine, token))
 }
@@ -264,7 +300,7 @@ pub async fn set_machine_active(
     let user = get_user(db, username).await?;
     let mut machine = get_machine(db, &user, name).await?;
     machine.active = active.into();
-    machine.version = next_version();
+    machine.version = bump(machine.version);
     write_machine(db, &machine).await?;
     Ok(machine)
 }
@@ -276,19 +312,11 @@ pub async fn delete_machine(db: &Db, username: &str, name: &str) -> Result<Machi
     delete_machine_row(db, machine).await
 }
 
-async fn delete_machine_row(db: &Db, mut machine: Machine) -> Result<Machine> {
-    for table in ["pulses", "xp_hourly"] {
-        db.client()
-            .query("ALTER TABLE ? DELETE WHERE machine_id = ?")
-            .bind(clickhouse::sql::Identifier(table))
-            .bind(machine.machine_id)
-            .execute()
-            .await?;
-    }
-    machine.deleted = 1;
-    machine.active = 0;
-    machine.version = next_version();
+/// Marks the machine deleted (its token is refused), then deletes its pulses.
+async fn delete_machine_row(db: &Db, machine: Machine) -> Result<Machine> {
+    let machine = deleted(machine);
     write_machine(db, &machine).await?;
+    delete_pulses(db, "machine_id", machine.machine_id).await?;
     Ok(machine)
 }
 

@@ -104,3 +104,138 @@ async fn token_lifecycle() {
     accounts::delete_machine(&db, "dev", "desk").await.unwrap();
     assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
 }
+
+/// A version far ahead of the clock, as a row written while the clock ran
+/// ahead (and then stepped back) has.
+fn future_version() -> u64 {
+    accounts::fresh_version() * 2
+}
+
+#[tokio::test]
+async fn changes_win_over_rows_from_a_clock_that_ran_ahead() {
+    let db = test_db!();
+    let user = accounts::User {
+        user_id: accounts::fresh_id(),
+        username: "ahead".to_owned(),
+        username_key: "ahead".to_owned(),
+        email: String::new(),
+        private: 0,
+        created_at: 0,
+        deleted: 0,
+        version: future_version(),
+    };
+    accounts::insert_users(&db, std::slice::from_ref(&user))
+        .await
+        .unwrap();
+    let machine = accounts::Machine {
+        machine_id: accounts::fresh_id(),
+        user_id: user.user_id,
+        name: "box".to_owned(),
+        token_hash: token::hash_hex(&token::generate()),
+        active: 1,
+        created_at: 0,
+        deleted: 0,
+        version: future_version(),
+    };
+    accounts::insert_machines(&db, std::slice::from_ref(&machine))
+        .await
+        .unwrap();
+    let pulse = sql::pulses::PulseRow {
+        pulse_id: 1,
+        batch_id: 1,
+        user_id: user.user_id,
+        machine_id: machine.machine_id,
+        coded_at: 1_700_000_000,
+        utc_offset: 0,
+        language: "Rust".to_owned(),
+        xp: 10,
+        received_at: 1_700_000_000,
+    };
+    sql::pulses::insert(&db, &[pulse]).await.unwrap();
+
+    let set = accounts::set_private(&db, "ahead", true).await.unwrap();
+    assert!(set.version > user.version);
+    assert!(accounts::get_user(&db, "ahead").await.unwrap().is_private());
+
+    accounts::set_machine_active(&db, "ahead", "box", false)
+        .await
+        .unwrap();
+    assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
+    accounts::set_machine_active(&db, "ahead", "box", true)
+        .await
+        .unwrap();
+    let (_, fresh) = accounts::regenerate_token(&db, "ahead", "box")
+        .await
+        .unwrap();
+    let owners = accounts::active_tokens(&db).await.unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].token_hash, token::hash_hex(&fresh));
+
+    accounts::delete_user(&db, "ahead").await.unwrap();
+    assert!(accounts::find_user(&db, "ahead").await.unwrap().is_none());
+    assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
+    assert!(accounts::machine_names(&db).await.unwrap().is_empty());
+    wait_for_no_pulses(&db, user.user_id).await;
+}
+
+/// Waits until the deletion of `user_id`'s pulses, a mutation ClickHouse
+/// runs in the background, has run.
+async fn wait_for_no_pulses(db: &sql::Db, user_id: u64) {
+    let started = std::time::Instant::now();
+    loop {
+        let left: u64 = db
+            .client()
+            .query("SELECT count() FROM pulses WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one()
+            .await
+            .unwrap();
+        if left == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{left} pulses of a deleted user remain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn versions_increase_whatever_the_clock_does() {
+    assert_eq!(accounts::version_after(5, 100), 100);
+    assert_eq!(accounts::version_after(100, 5), 101);
+    assert_eq!(accounts::version_after(100, 100), 101);
+    assert_eq!(accounts::version_after(u64::MAX, 5), u64::MAX);
+}
+
+/// Makes every later pulse deletion in `db` fail.
+async fn break_pulse_deletion(db: &sql::Db) {
+    db.client()
+        .query("RENAME TABLE pulses TO pulses_elsewhere")
+        .execute()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_machine_is_refused_before_its_pulses_are_deleted() {
+    let db = test_db!();
+    accounts::add_user(&db, "dev", "", false).await.unwrap();
+    accounts::add_machine(&db, "dev", "box").await.unwrap();
+    accounts::add_machine(&db, "dev", "other").await.unwrap();
+    break_pulse_deletion(&db).await;
+
+    accounts::delete_machine(&db, "dev", "box")
+        .await
+        .expect_err("pulses cannot be deleted");
+    let owners = accounts::active_tokens(&db).await.unwrap();
+    let names: Vec<&str> = owners.iter().map(|o| o.machine_name.as_str()).collect();
+    assert_eq!(names, ["other"], "the deleted machine's token still works");
+
+    accounts::delete_user(&db, "dev")
+        .await
+        .expect_err("pulses cannot be deleted");
+    assert!(accounts::find_user(&db, "dev").await.unwrap().is_none());
+    assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
+}

@@ -2,6 +2,7 @@
 
 use crate::{
     cli::{MachinesCommand, UsersCommand},
+    output::outln,
     store::Store,
 };
 use chrono::DateTime;
@@ -34,7 +35,7 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::List => {
             for user in accounts::list_users(db).await? {
-                println!(
+                outln!(
                     "{}\t{}\t{}\t{}",
                     user.username,
                     if user.is_private() {
@@ -44,7 +45,7 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
                     },
                     date(user.created_at),
                     user.email
-                );
+                )?;
             }
         }
         UsersCommand::Set { name, private, .. } => {
@@ -79,17 +80,17 @@ pub async fn machines(store: &Store, cmd: MachinesCommand) -> anyhow::Result<()>
                 "added machine {:?}; its API token follows, shown this once",
                 machine.name
             );
-            println!("{token}");
+            outln!("{token}")?;
         }
         MachinesCommand::List { user } => {
             let user = accounts::get_user(db, &user).await?;
             for m in accounts::list_machines(db, &user).await? {
-                println!(
+                outln!(
                     "{}\t{}\t{}",
                     m.name,
                     if m.is_active() { "active" } else { "inactive" },
                     date(m.created_at)
-                );
+                )?;
             }
         }
         MachinesCommand::Rename {
@@ -106,7 +107,7 @@ pub async fn machines(store: &Store, cmd: MachinesCommand) -> anyhow::Result<()>
                 "new API token for machine {:?} follows, shown this once; the old one no longer works",
                 m.name
             );
-            println!("{token}");
+            outln!("{token}")?;
         }
         MachinesCommand::Deactivate { user, machine } => {
             accounts::set_machine_active(db, &user, &machine, false).await?;

@@ -2,7 +2,7 @@
 //! users, then times a full rollup with page rendering and an incremental
 //! run over a hundred changed users. Figures go to BENCHMARKS.md.
 
-use crate::{config::Config, store::Store};
+use crate::{config::Config, output::outln, store::Store};
 use anyhow::Context;
 use jobs::{Rollups, Scope, seed::SeedOptions};
 use std::time::Instant;
@@ -37,17 +37,17 @@ pub async fn rollups(
     .await
     .context("seeding failed")?;
     let seed_secs = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "seed        {} users, {} machines, {} pulse rows in {seed_secs:.1} s ({:.0} rows/s)",
         seeded.users,
         seeded.machines,
         seeded.rows,
         seeded.rows as f64 / seed_secs
-    );
+    )?;
 
     let rollups = Rollups::new(db.clone(), builder::Builder::new(&site)?);
     let full = rollups.run(Scope::Full).await?;
-    print_run("full run", &full);
+    print_run("full run", &full)?;
 
     // A hundred users send a pulse: the next incremental run finds them
     // through received_at (and the in-process marks, as in serve).
@@ -71,7 +71,7 @@ pub async fn rollups(
     }
     sql::pulses::insert(&db, &rows).await?;
     let incremental = rollups.run(Scope::Incremental).await?;
-    print_run(&format!("incremental ({} users)", rows.len()), &incremental);
+    print_run(&format!("incremental ({} users)", rows.len()), &incremental)?;
 
     db.drop_database().await?;
     let _ = std::fs::remove_dir_all(&site);
@@ -82,7 +82,7 @@ fn rand_id(now: u32, i: usize) -> u64 {
     (u64::from(now) << 20) | i as u64
 }
 
-fn print_run(name: &str, report: &jobs::RunReport) {
+fn print_run(name: &str, report: &jobs::RunReport) -> std::io::Result<()> {
     let total = report.total().as_secs_f64();
     let render = report
         .steps
@@ -90,13 +90,14 @@ fn print_run(name: &str, report: &jobs::RunReport) {
         .find(|(s, _)| *s == "render site")
         .map(|(_, d)| d.as_secs_f64())
         .unwrap_or(0.0);
-    println!(
+    outln!(
         "{name:<28} {total:>7.2} s  profiles {:>6}  files {:>6}  pages/s {:>8.0}",
         report.profiles,
         report.build.files(),
         report.build.pages as f64 / render.max(1e-9),
-    );
+    )?;
     for (step, took) in &report.steps {
-        println!("    {step:<24} {:>7.3} s", took.as_secs_f64());
+        outln!("    {step:<24} {:>7.3} s", took.as_secs_f64())?;
     }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `codestats build` and `codestats seed`.
 
-use crate::{config::Config, store::Store};
+use crate::{config::Config, output::outln, store::Store};
 use jobs::{Rollups, Scope};
 use std::time::Instant;
 
@@ -42,7 +42,7 @@ pub async fn build(
         report.removed,
         report.total().as_secs_f64()
     );
-    println!("{}", rollups.builder().output_dir().display());
+    outln!("{}", rollups.builder().output_dir().display())?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod sql;
 use crate::{
     cli::{Cli, Command},
     config::Config,
+    output::outln,
     store::Store,
 };
 
@@ -20,7 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Clickhouse(cmd) => clickhouse::run(&config, cmd).await,
         Command::Migrate => {
             with_store(&config, async |store| {
-                println!("database {} is up to date", store.db.database());
+                outln!("database {} is up to date", store.db.database())?;
                 Ok(())
             })
             .await

@@ -65,6 +65,7 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     );
     {
         let app = app.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
