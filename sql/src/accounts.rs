@@ -66,6 +66,12 @@ pub struct TokenOwner {
     pub private: u8,
 }
 
+/// How long a delete waits between refusing the account's tokens and
+/// deleting its pulses: a running `serve` reloads tokens every 2 s, and a
+/// pulse it accepted just before may still be on its way into ClickHouse.
+/// Waiting this long means no pulse accepted in between survives the delete.
+pub const DELETE_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 const USER_COLUMNS: &str =
     "user_id, username, username_key, email, private, created_at, deleted, version";
 const MACHINE_COLUMNS: &str =
@@ -172,7 +178,10 @@ pub async fn set_private(db: &Db, name: &str, private: bool) -> Result<User> {
 /// The account rows are marked deleted first, so their tokens are refused
 /// before the pulses are deleted, and a pulse accepted until then is
 /// deleted with the others.
-pub async fn delete_user(db: &Db, name: &str) -> Result<User> {
+///
+/// `settle` is the wait between the two ([`DELETE_SETTLE`] for a live
+/// service; zero where nothing else writes).
+pub async fn delete_user(db: &Db, name: &str, settle: std::time::Duration) -> Result<User> {
     let mut user = get_user(db, name).await?;
     let machines = list_machines(db, &user).await?;
     user.deleted = 1;
@@ -181,6 +190,7 @@ pub async fn delete_user(db: &Db, name: &str) -> Result<User> {
     for machine in machines {
         write_machine(db, &deleted(machine)).await?;
     }
+    tokio::time::sleep(settle).await;
     delete_pulses(db, "user_id", user.user_id).await?;
     Ok(user)
 }
@@ -305,17 +315,19 @@ pub async fn set_machine_active(
     Ok(machine)
 }
 
-/// Deletes the machine and the XP it sent.
-pub async fn delete_machine(db: &Db, username: &str, name: &str) -> Result<Machine> {
+/// Deletes the machine and the XP it sent: marks it deleted (its token is
+/// refused), waits `settle` ([`DELETE_SETTLE`] for a live service), then
+/// deletes its pulses.
+pub async fn delete_machine(
+    db: &Db,
+    username: &str,
+    name: &str,
+    settle: std::time::Duration,
+) -> Result<Machine> {
     let user = get_user(db, username).await?;
-    let machine = get_machine(db, &user, name).await?;
-    delete_machine_row(db, machine).await
-}
-
-/// Marks the machine deleted (its token is refused), then deletes its pulses.
-async fn delete_machine_row(db: &Db, machine: Machine) -> Result<Machine> {
-    let machine = deleted(machine);
+    let machine = deleted(get_machine(db, &user, name).await?);
     write_machine(db, &machine).await?;
+    tokio::time::sleep(settle).await;
     delete_pulses(db, "machine_id", machine.machine_id).await?;
     Ok(machine)
 }

@@ -1,6 +1,7 @@
 //! Accounts against the real ClickHouse.
 
 use sql::{Error, accounts, test_db, token};
+use std::time::Duration;
 
 #[tokio::test]
 async fn users_are_unique_case_insensitively() {
@@ -53,7 +54,9 @@ async fn privacy_and_deletion() {
     );
     assert!(accounts::get_user(&db, "anna").await.unwrap().is_private());
     accounts::add_machine(&db, "anna", "box").await.unwrap();
-    accounts::delete_user(&db, "anna").await.unwrap();
+    accounts::delete_user(&db, "anna", Duration::ZERO)
+        .await
+        .unwrap();
     assert!(accounts::find_user(&db, "anna").await.unwrap().is_none());
     assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
     // The name is free again.
@@ -101,7 +104,9 @@ async fn token_lifecycle() {
         .unwrap();
     assert_eq!(accounts::active_tokens(&db).await.unwrap().len(), 1);
 
-    accounts::delete_machine(&db, "dev", "desk").await.unwrap();
+    accounts::delete_machine(&db, "dev", "desk", Duration::ZERO)
+        .await
+        .unwrap();
     assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
 }
 
@@ -171,7 +176,9 @@ async fn changes_win_over_rows_from_a_clock_that_ran_ahead() {
     assert_eq!(owners.len(), 1);
     assert_eq!(owners[0].token_hash, token::hash_hex(&fresh));
 
-    accounts::delete_user(&db, "ahead").await.unwrap();
+    accounts::delete_user(&db, "ahead", Duration::ZERO)
+        .await
+        .unwrap();
     assert!(accounts::find_user(&db, "ahead").await.unwrap().is_none());
     assert!(accounts::active_tokens(&db).await.unwrap().is_empty());
     assert!(accounts::machine_names(&db).await.unwrap().is_empty());
@@ -226,14 +233,14 @@ async fn a_deleted_machine_is_refused_before_its_pulses_are_deleted() {
     accounts::add_machine(&db, "dev", "other").await.unwrap();
     break_pulse_deletion(&db).await;
 
-    accounts::delete_machine(&db, "dev", "box")
+    accounts::delete_machine(&db, "dev", "box", Duration::ZERO)
         .await
         .expect_err("pulses cannot be deleted");
     let owners = accounts::active_tokens(&db).await.unwrap();
     let names: Vec<&str> = owners.iter().map(|o| o.machine_name.as_str()).collect();
     assert_eq!(names, ["other"], "the deleted machine's token still works");
 
-    accounts::delete_user(&db, "dev")
+    accounts::delete_user(&db, "dev", Duration::ZERO)
         .await
         .expect_err("pulses cannot be deleted");
     assert!(accounts::find_user(&db, "dev").await.unwrap().is_none());

@@ -61,7 +61,7 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
             );
         }
         UsersCommand::Delete { name } => {
-            let user = accounts::delete_user(db, &name).await?;
+            let user = accounts::delete_user(db, &name, accounts::DELETE_SETTLE).await?;
             eprintln!(
                 "deleted user {:?} with their machines and XP",
                 user.username
@@ -118,7 +118,7 @@ pub async fn machines(store: &Store, cmd: MachinesCommand) -> anyhow::Result<()>
             eprintln!("machine {machine:?} activated");
         }
         MachinesCommand::Delete { user, machine } => {
-            accounts::delete_machine(db, &user, &machine).await?;
+            accounts::delete_machine(db, &user, &machine, accounts::DELETE_SETTLE).await?;
             eprintln!("deleted machine {machine:?} and its XP");
         }
     }
