@@ -2,39 +2,71 @@
 //! `CODESTATS_CLICKHOUSE_URL`, or the data dir's local server — the one
 //! already running (from `serve` or `clickhouse start`), or one started for
 //! the duration of this command.
+//!
+//! The local server is logged in to with the passwords of its credentials
+//! file (`DATA_DIR/clickhouse/credentials`); a configured URL with
+//! `CODESTATS_CLICKHOUSE_USER` / `_PASSWORD` and `CODESTATS_ANALYST_USER` /
+//! `_PASSWORD`.
 
 use crate::config::Config;
 use anyhow::Context;
 use sql::{
-    Db,
+    AnalystConfig, Db,
     local_server::{self, LocalServer, LocalServerConfig},
 };
 
 pub struct Store {
     pub db: Db,
+    /// How `codestats sql` logs in to the same server.
+    analyst: AnalystConfig,
     local: Option<LocalServer>,
 }
 
 impl Store {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let (url, local) = match &config.clickhouse.url {
-            Some(url) => (url.clone(), None),
-            None => {
-                let local = LocalServerConfig::for_data_dir(&config.data_dir);
-                if local_server::ping(local.http_port).await {
-                    tracing::debug!(url = %local.url(), "using the running local clickhouse");
-                    (local.url(), None)
-                } else {
-                    tracing::info!(dir = %local.dir.display(), "starting local clickhouse");
-                    let server = LocalServer::start(local.clone())
-                        .await
-                        .context("cannot start the local clickhouse")?;
-                    (server.url(), Some(server))
-                }
-            }
+        let Some(url) = &config.clickhouse.url else {
+            return Self::open_local(config).await;
         };
-        let db = Db::new(&url, &config.clickhouse)?;
-        Ok(Self { db, local })
+        Ok(Self {
+            db: Db::new(url, &config.clickhouse)?,
+            analyst: AnalystConfig::from_env(),
+            local: None,
+        })
+    }
+
+    async fn open_local(config: &Config) -> anyhow::Result<Self> {
+        let local = LocalServerConfig::for_data_dir(&config.data_dir);
+        let server = if local_server::ping(local.http_port).await {
+            tracing::debug!(url = %local.url(), "using the running local clickhouse");
+            local
+                .running_credentials()
+                .await
+                .context("cannot log in to the local clickhouse")?;
+            None
+        } else {
+            tracing::info!(dir = %local.dir.display(), "starting local clickhouse");
+            Some(
+                LocalServer::start(local.clone())
+                    .await
+                    .context("cannot start the local clickhouse")?,
+            )
+        };
+        let writer = local
+            .clickhouse_config(&config.clickhouse.database)
+            .context("cannot read the local clickhouse's credentials")?;
+        let analyst = local
+            .analyst_config()
+            .context("cannot read the local clickhouse's credentials")?;
+        Ok(Self {
+            db: Db::new(&local.url(), &writer)?,
+            analyst,
+            local: server,
+        })
+    }
+
+    /// How the analyst logs in to this store's server.
+    pub fn analyst(&self) -> &AnalystConfig {
+        &self.analyst
     }
 
     /// Opens the store and brings the schema up to date.

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use sql::{
-    ClickHouseConfig, Db,
+    Db,
     local_server::{LocalServer, LocalServerConfig},
 };
 use std::{
@@ -19,10 +19,13 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_codestats");
 
-fn start_serve(ch_url: &str, data_dir: &std::path::Path, listen: u16) -> Child {
+fn start_serve(ch: &LocalServerConfig, data_dir: &std::path::Path, listen: u16) -> Child {
+    let writer = ch.clickhouse_config(sql::config::DEFAULT_DATABASE).unwrap();
     Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{listen}")])
-        .env("CODESTATS_CLICKHOUSE_URL", ch_url)
+        .env("CODESTATS_CLICKHOUSE_URL", ch.url())
+        .env("CODESTATS_CLICKHOUSE_USER", &writer.user)
+        .env("CODESTATS_CLICKHOUSE_PASSWORD", writer.password.expose())
         .env("CODESTATS_DATA_DIR", data_dir)
         .env("CODESTATS_RATE_PER_MINUTE", "1000000")
         .stdout(Stdio::null())
@@ -58,7 +61,13 @@ async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
     ch_config.http_port = sql::testing::free_port();
     ch_config.tcp_port = sql::testing::free_port();
     let ch = LocalServer::start(ch_config.clone()).await.unwrap();
-    let db = Db::new(&ch_config.url(), &ClickHouseConfig::default()).unwrap();
+    let db = Db::new(
+        &ch_config.url(),
+        &ch_config
+            .clickhouse_config(sql::config::DEFAULT_DATABASE)
+            .unwrap(),
+    )
+    .unwrap();
     sql::migrate::migrate(&db).await.unwrap();
     sql::accounts::add_user(&db, "crash", "", false)
         .await
@@ -75,7 +84,7 @@ async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
 
     let data = tempfile::tempdir().unwrap();
     let listen = sql::testing::free_port();
-    let mut serve = start_serve(&ch_config.url(), data.path(), listen);
+    let mut serve = start_serve(&ch_config, data.path(), listen);
     wait_healthy(listen).await;
 
     // Clients send unique (machine, coded_at) pulses and remember what got 201.
@@ -121,7 +130,7 @@ async fn sigkill_with_a_full_spool_loses_and_doubles_nothing() {
     assert!(spooled > 0, "nothing was spooled");
 
     let ch = LocalServer::start(ch_config.clone()).await.unwrap();
-    let mut serve = start_serve(&ch_config.url(), data.path(), listen);
+    let mut serve = start_serve(&ch_config, data.path(), listen);
     wait_healthy(listen).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::Relaxed);

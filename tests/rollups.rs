@@ -181,8 +181,7 @@ async fn built_profile_equals_sql_over_raw_pulses() {
     let site = data.path().join("site");
     let out = Command::new(BIN)
         .args(["build", "--user", "ALICE"])
-        .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
-        .env("CODESTATS_CLICKHOUSE_DATABASE", db.database())
+        .envs(sql::testing::binary_env(db.database()).await)
         .env("CODESTATS_DATA_DIR", data.path())
         .output()
         .unwrap();

@@ -7,7 +7,7 @@ use common::{TestApp, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 use sql::{
-    ClickHouseConfig, Db,
+    Db,
     local_server::{LocalServer, LocalServerConfig},
 };
 use std::{
@@ -32,7 +32,13 @@ async fn clickhouse_outage_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server_config = own_server(dir.path());
     let server = LocalServer::start(server_config.clone()).await.unwrap();
-    let db = Db::new(&server_config.url(), &ClickHouseConfig::default()).unwrap();
+    let db = Db::new(
+        &server_config.url(),
+        &server_config
+            .clickhouse_config(sql::config::DEFAULT_DATABASE)
+            .unwrap(),
+    )
+    .unwrap();
     sql::migrate::migrate(&db).await.unwrap();
     let app = TestApp::with_config(db.clone(), |c| {
         c.rate_per_minute = 1_000_000;

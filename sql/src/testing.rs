@@ -6,11 +6,17 @@
 //! [`TEST_HTTP_PORT`]), started on first use through the same code as the
 //! embedded server and left running for the next test binary
 //! (`scripts/test` stops it at the end).
+//!
+//! Every connection authenticates: as the writer and the analyst of the
+//! local server's credentials file, or, with `CODESTATS_TEST_CLICKHOUSE_URL`,
+//! as `CODESTATS_TEST_CLICKHOUSE_USER` / `CODESTATS_TEST_CLICKHOUSE_PASSWORD`
+//! and `CODESTATS_TEST_ANALYST_USER` / `CODESTATS_TEST_ANALYST_PASSWORD`.
 
 use crate::{
-    ClickHouseConfig, Db,
-    local_server::{self, LocalServerConfig},
+    AnalystConfig, ClickHouseConfig, Db,
+    local_server::{self, Account, LocalServerConfig},
     migrate,
+    secret::Secret,
 };
 use std::path::PathBuf;
 use tokio::sync::OnceCell;
@@ -20,7 +26,17 @@ pub const TEST_HTTP_PORT: u16 = 28123;
 /// Native port of the test suite's ClickHouse.
 pub const TEST_TCP_PORT: u16 = 29000;
 
-static SERVER_URL: OnceCell<String> = OnceCell::const_new();
+/// The test suite's ClickHouse and how to log in to it.
+#[derive(Debug, Clone)]
+pub struct TestServer {
+    pub url: String,
+    /// May do anything: what codestats itself connects as.
+    pub writer: Account,
+    /// The read-only analyst `codestats sql` connects as.
+    pub analyst: Account,
+}
+
+static SERVER: OnceCell<TestServer> = OnceCell::const_new();
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -36,12 +52,29 @@ pub fn test_server_config() -> LocalServerConfig {
     config
 }
 
-/// The URL of a running ClickHouse for tests, starting one if needed.
-pub async fn server_url() -> String {
-    SERVER_URL
+/// The running ClickHouse for tests, starting one if needed.
+pub async fn server() -> &'static TestServer {
+    SERVER
         .get_or_init(|| async {
             if let Ok(url) = std::env::var("CODESTATS_TEST_CLICKHOUSE_URL") {
-                return url;
+                let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+                let account = |user: &str, password: &str, default_user: &str| Account {
+                    user: var(user).unwrap_or_else(|| default_user.to_owned()),
+                    password: Secret::new(var(password).unwrap_or_default()),
+                };
+                return TestServer {
+                    url,
+                    writer: account(
+                        "CODESTATS_TEST_CLICKHOUSE_USER",
+                        "CODESTATS_TEST_CLICKHOUSE_PASSWORD",
+                        crate::config::DEFAULT_USER,
+                    ),
+                    analyst: account(
+                        "CODESTATS_TEST_ANALYST_USER",
+                        "CODESTATS_TEST_ANALYST_PASSWORD",
+                        local_server::ANALYST_USER,
+                    ),
+                };
             }
             let config = test_server_config();
             if let Err(e) = local_server::start_detached(&config).await {
@@ -50,10 +83,51 @@ pub async fn server_url() -> String {
                     panic!("cannot start the test clickhouse: {e}");
                 }
             }
-            config.url()
+            let credentials = config
+                .running_credentials()
+                .await
+                .unwrap_or_else(|e| panic!("cannot log in to the test clickhouse: {e}"));
+            TestServer {
+                url: config.url(),
+                writer: credentials.writer,
+                analyst: credentials.analyst,
+            }
         })
         .await
-        .clone()
+}
+
+/// The URL of a running ClickHouse for tests, starting one if needed.
+pub async fn server_url() -> String {
+    server().await.url.clone()
+}
+
+/// The environment a `codestats` process needs to use the test server's
+/// `database`: its URL, database and both users' names and passwords.
+pub async fn binary_env(database: &str) -> Vec<(&'static str, String)> {
+    let server = server().await;
+    vec![
+        ("CODESTATS_CLICKHOUSE_URL", server.url.clone()),
+        ("CODESTATS_CLICKHOUSE_DATABASE", database.to_owned()),
+        ("CODESTATS_CLICKHOUSE_USER", server.writer.user.clone()),
+        (
+            "CODESTATS_CLICKHOUSE_PASSWORD",
+            server.writer.password.expose().to_owned(),
+        ),
+        ("CODESTATS_ANALYST_USER", server.analyst.user.clone()),
+        (
+            "CODESTATS_ANALYST_PASSWORD",
+            server.analyst.password.expose().to_owned(),
+        ),
+    ]
+}
+
+/// How the analyst connects to the test server.
+pub async fn analyst_config() -> AnalystConfig {
+    let analyst = &server().await.analyst;
+    AnalystConfig {
+        user: analyst.user.clone(),
+        password: analyst.password.clone(),
+    }
 }
 
 /// A database name for a test, from its path.
@@ -70,18 +144,21 @@ pub fn database_name(test_path: &str) -> String {
     format!("t_{}", name.trim_matches('_'))
 }
 
-/// The ClickHouse settings tests pass to a codestats process they start.
-pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
+/// How tests connect to the test server's `database`, as the writer.
+pub async fn clickhouse_config(database: &str) -> ClickHouseConfig {
+    let server = server().await;
     ClickHouseConfig {
+        url: Some(server.url.clone()),
+        user: server.writer.user.clone(),
+        password: server.writer.password.clone(),
         database: database.to_owned(),
-        ..Default::default()
     }
 }
 
 /// A fresh, migrated database named after the test.
 pub async fn fresh_db(test_path: &str) -> Db {
     let url = server_url().await;
-    let db = Db::new(&url, &clickhouse_config(&database_name(test_path)))
+    let db = Db::new(&url, &clickhouse_config(&database_name(test_path)).await)
         .expect("valid test database name");
     db.drop_database().await.expect("drop test database");
     migrate::migrate(&db).await.expect("migrate test database");

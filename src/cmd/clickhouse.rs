@@ -23,9 +23,28 @@ pub async fn run(config: &Config, cmd: ClickhouseCommand) -> anyhow::Result<()> 
             if !local_server::ping(local.http_port).await {
                 bail!("no clickhouse answers at {}", local.url());
             }
-            let db = sql::Db::new(&local.url(), &config.clickhouse)?;
+            local
+                .running_credentials()
+                .await
+                .context("cannot log in to the local clickhouse")?;
+            let writer = local.clickhouse_config(&config.clickhouse.database)?;
+            let db = sql::Db::new(&local.url(), &writer)?;
             println!("{} {}", local.url(), db.version().await?);
+            // How to connect by hand: each client config holds its user's
+            // password, so none appears on a command line.
+            for user in [local_server::WRITER_USER, local_server::ANALYST_USER] {
+                println!(
+                    "clickhouse-client --config-file {} --database {}",
+                    shell_quote(&local.client_config_path(user).display().to_string()),
+                    shell_quote(&writer.database),
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }

@@ -3,7 +3,8 @@
 //!
 //! The store is opened (and migrated) as usual; the query itself goes through
 //! a second handle on the same server and database as the analyst user
-//! (`CODESTATS_ANALYST_USER` / `CODESTATS_ANALYST_PASSWORD`), whose server-side
+//! (the local server's credentials file, or `CODESTATS_ANALYST_USER` /
+//! `CODESTATS_ANALYST_PASSWORD` with a configured URL), whose server-side
 //! profile makes it read-only and limits result rows and execution time.
 
 mod frame;
@@ -15,7 +16,7 @@ use polars::prelude::{
     CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, PolarsError, SerWriter,
 };
 use sql::{
-    AnalystConfig, Db,
+    Db,
     queries::{self, LibraryQuery},
 };
 use std::{
@@ -84,9 +85,9 @@ pub async fn run(config: &Config, args: SqlArgs) -> anyhow::Result<()> {
         bail!("parquet is binary: give --output FILE or redirect stdout");
     }
     let source = source(&args)?;
-    let analyst = AnalystConfig::from_env();
     super::with_store(config, async |store: &Store| {
-        let db = Db::analyst(store.db.url(), store.db.database(), &analyst)?;
+        let analyst = store.analyst();
+        let db = Db::analyst(store.db.url(), store.db.database(), analyst)?;
         let answer = match &source {
             Source::Text(sql) => queries::run_text(&db, sql).await,
             Source::Library(query, params) => queries::run_library(&db, query, params).await,

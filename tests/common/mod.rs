@@ -36,10 +36,7 @@ pub fn assert_chromium() {
 pub async fn codestats(database: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
-        .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
-        .env("CODESTATS_CLICKHOUSE_DATABASE", database)
-        .env_remove("CODESTATS_ANALYST_USER")
-        .env_remove("CODESTATS_ANALYST_PASSWORD")
+        .envs(sql::testing::binary_env(database).await)
         .output()
         .expect("run codestats")
 }
@@ -116,8 +113,7 @@ impl Serve {
         let port = sql::testing::free_port();
         let child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("CODESTATS_CLICKHOUSE_URL", sql::testing::server_url().await)
-            .env("CODESTATS_CLICKHOUSE_DATABASE", database)
+            .envs(sql::testing::binary_env(database).await)
             .env("CODESTATS_DATA_DIR", data)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
