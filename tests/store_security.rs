@@ -385,3 +385,68 @@ async fn analysts_run_within_their_limits() {
         "{refused}"
     );
 }
+
+/// A server that answers everything like ClickHouse's `/ping` and writes
+/// every request's headers to `log`: what another local user could run on
+/// the embedded server's port while it is down.
+const IMPOSTOR: &str = r#"
+import http.server, sys
+log = open(sys.argv[2], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        log.write(str(self.headers)); log.flush()
+        self.send_response(200); self.end_headers(); self.wfile.write(b"Ok.\n")
+    do_POST = do_GET
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn a_port_held_by_another_user_never_gets_the_credentials() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a listener as another user");
+        return;
+    }
+    let d = DataDir::new();
+    let spy = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(spy.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let log = spy.path().join("headers.log");
+    let mut impostor = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            IMPOSTOR,
+        ])
+        .arg(d.http.to_string())
+        .arg(&log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("setpriv python3");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", d.http)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "impostor did not listen: {:?}",
+            impostor.try_wait()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Our server cannot take the port: the command fails, and says why.
+    let out = d.run(&["users", "list"]);
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    assert!(!out.status.success(), "ran against the impostor");
+    let seen = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !seen.to_ascii_lowercase().contains("authorization"),
+        "credentials sent to another user's listener:\n{seen}"
+    );
+    assert!(
+        !seen.contains("cs_") && !seen.contains("password"),
+        "{seen}"
+    );
+    let _ = stderr(&out);
+}

@@ -6,6 +6,8 @@
 //! - No path leaves the directory: the path is percent-decoded once, then
 //!   any segment that starts with `.` (`.`, `..`, hidden and temporary
 //!   files) or holds `\` or NUL is a miss.
+//! - `api/users/…` is never answered from the directory: those documents
+//!   go out through ingest's read API only, which checks who is public.
 //! - Content type by extension; `Cache-Control` long and immutable under
 //!   `/static/` (pages link assets with `?v=<hash>`), one minute elsewhere;
 //!   `ETag` from the content, `If-None-Match` → 304; gzip when accepted.
@@ -258,6 +260,12 @@ async fn handle(
         return not_found(&site, &headers, head).await;
     };
     let api = segments.first().map(String::as_str) == Some("api");
+    // Read-API documents are answered by the read API alone, which decides
+    // who is public now; however the path is spelled (`//api/users/x.json`,
+    // `/%61pi/users/x.json`, a trailing `/`), they are not served as files.
+    if api && segments.get(1).map(String::as_str) == Some("users") {
+        return json_error(StatusCode::NOT_FOUND, "User not found or private.", None);
+    }
     if let Some((path, meta)) = site.locate(&segments)
         && let Some(entry) = site.entry(path, &meta).await
     {

@@ -206,6 +206,16 @@ pub fn shell_quote(name: &str) -> String {
     }
 }
 
+/// `codestats machines add USER MACHINE` for `username`; a name that starts
+/// with `-` follows `--`, so it is not read as an option.
+pub fn setup_command(username: &str) -> String {
+    let dashes = if username.starts_with('-') { "-- " } else { "" };
+    format!(
+        "codestats machines add {dashes}{} MACHINE",
+        shell_quote(username)
+    )
+}
+
 /// File names of a profile's charts, inside its folder (the templates
 /// spell them too).
 pub const HOURS_SVG: &str = "hours.svg";
@@ -232,10 +242,7 @@ impl ProfileView {
             other_languages,
             machines: p.machines.clone(),
             year_grid,
-            setup_command: format!(
-                "codestats machines add {} MACHINE",
-                shell_quote(&p.username)
-            ),
+            setup_command: setup_command(&p.username),
             current_streak: p.current_streak,
             longest_streak: p.longest_streak,
             xp_per_day_average: p.xp_per_day_average.max(0.0).round() as u64,
@@ -311,6 +318,19 @@ pub struct NotFoundView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_like_an_option_is_not_read_as_one() {
+        assert_eq!(
+            setup_command("alice"),
+            "codestats machines add alice MACHINE"
+        );
+        assert_eq!(
+            setup_command("--help"),
+            "codestats machines add -- --help MACHINE"
+        );
+        assert_eq!(setup_command("-v"), "codestats machines add -- -v MACHINE");
+    }
 
     #[test]
     fn shell_words() {

@@ -90,11 +90,6 @@ async fn content_types_and_cache_control() {
             serve::CACHE_PAGES,
         ),
         (
-            "/api/users/alice.json",
-            "application/json",
-            serve::CACHE_PAGES,
-        ),
-        (
             "/static/style.css",
             "text/css; charset=utf-8",
             serve::CACHE_STATIC,
@@ -151,14 +146,14 @@ async fn etag_answers_304() {
 #[tokio::test]
 async fn a_rebuilt_file_gets_a_new_etag() {
     let s = site();
-    let (r, _) = get(&s.router, "/api/users/alice.json").await;
+    let (r, _) = get(&s.router, "/users/alice/").await;
     let before = header(&r, header::ETAG).to_owned();
     let mut site = fixture();
     site.profiles[0].total_xp += 1;
     builder(&s.out).build(&site).unwrap();
-    let (r, body) = get(&s.router, "/api/users/alice.json").await;
+    let (r, body) = get(&s.router, "/users/alice/").await;
     assert_ne!(header(&r, header::ETAG), before);
-    assert!(String::from_utf8(body).unwrap().contains("1384895"));
+    assert!(String::from_utf8(body).unwrap().contains("1,384,895"));
 }
 
 #[tokio::test]
@@ -245,15 +240,24 @@ async fn no_path_traversal() {
 #[tokio::test]
 async fn the_read_api_is_not_answered_here() {
     // `/api/users/NAME` belongs to ingest's read API, which decides who is
-    // public; this router only has the plain file, by its exact name.
+    // public; this router never serves those documents, however spelled.
     let s = site();
-    let (r, _) = get(&s.router, "/api/users/alice.json").await;
-    assert_eq!(r.status(), StatusCode::OK);
-    for uri in ["/api/users/alice", "/api/users/ALICE", "/api/nope"] {
+    assert!(s.out.join("api/users/alice.json").is_file());
+    for uri in [
+        "/api/users/alice.json",
+        "/api/users/alice.json/",
+        "//api/users/alice.json",
+        "/%61pi/users/alice.json",
+        "/api/users/%61lice.json",
+        "/api/users/alice",
+    ] {
         let (r, body) = browse(&s.router, uri).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{uri}");
-        assert_eq!(body, br#"{"error":"not found"}"#, "{uri}");
+        assert_eq!(body, br#"{"error":"User not found or private."}"#, "{uri}");
     }
+    let (r, body) = browse(&s.router, "/api/nope").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body, br#"{"error":"not found"}"#);
 }
 
 #[tokio::test]

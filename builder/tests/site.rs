@@ -156,12 +156,13 @@ fn full_build_removes_users_no_longer_present_and_leaves_no_staging() {
     assert!(!exists(&out, "users/bob.builder"));
     assert!(!exists(&out, "api/users/bob.builder.json"));
     assert_eq!(grep(&out, "bob.builder"), Vec::<String>::new());
-    // only the output directory is left beside it
-    let siblings: Vec<String> = fs::read_dir(tmp.path())
+    // only the output directory is left beside it, and the builds' lock
+    let mut siblings: Vec<String> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(siblings, ["site"]);
+    siblings.sort();
+    assert_eq!(siblings, [".site.lock", "site"]);
 }
 
 #[test]

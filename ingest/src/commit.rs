@@ -280,16 +280,43 @@ impl Writer {
         }
         let spool = self.spool.clone();
         let owned = batch.clone();
-        match tokio::task::spawn_blocking(move || spool.write(&owned)).await {
-            Ok(Ok(())) => Ok(Durable::Spool),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, dir = %self.spool.dir().display(), "cannot spool batch");
-                Err(CommitError::Unavailable)
-            }
+        let spooled = match tokio::task::spawn_blocking(move || spool.write(&owned)).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        match spooled {
+            Ok(()) => Ok(Durable::Spool),
             Err(e) => {
-                tracing::error!(error = %e, "spool task failed");
-                Err(CommitError::Unavailable)
+                tracing::error!(error = %e, dir = %self.spool.dir().display(), "cannot spool batch");
+                // The INSERT that failed or timed out may have landed after
+                // all: then the pulses are stored and must not be refused.
+                if self.landed(batch).await {
+                    Ok(Durable::ClickHouse)
+                } else {
+                    Err(CommitError::Unavailable)
+                }
             }
+        }
+    }
+
+    /// Whether every row of `batch` is in ClickHouse (false when it cannot
+    /// tell), after the batch's INSERT failed or timed out.
+    async fn landed(&self, batch: &Batch) -> bool {
+        if batch.pulses.is_empty() {
+            return false;
+        }
+        match sql::pulses::batches_present(
+            &self.db,
+            &[batch.batch_id],
+            batch.received_at,
+            batch.received_at,
+        )
+        .await
+        {
+            Ok(present) => present
+                .iter()
+                .any(|(id, n)| *id == batch.batch_id && *n == batch.pulses.len() as u64),
+            Err(_) => false,
         }
     }
 
@@ -338,6 +365,19 @@ impl Writer {
         ) else {
             return Ok(0);
         };
+        // Pulses of a machine deleted since they were spooled are not
+        // written: the delete has already run over ClickHouse.
+        let mut machines: Vec<u64> = group
+            .iter()
+            .flat_map(|(_, b)| b.pulses.iter().map(|p| p.machine_id))
+            .collect();
+        machines.sort_unstable();
+        machines.dedup();
+        let deleted: std::collections::HashSet<u64> =
+            sql::accounts::deleted_machines(&self.db, &machines)
+                .await?
+                .into_iter()
+                .collect();
         let ids: Vec<u64> = group.iter().map(|(_, b)| b.batch_id).collect();
         let present: HashMap<u64, u64> = sql::pulses::batches_present(&self.db, &ids, from, to)
             .await?
@@ -352,7 +392,13 @@ impl Writer {
         for (_, batch) in &group {
             match present.get(&batch.batch_id) {
                 None => {
-                    missing.pulses.extend(batch.pulses.iter().cloned());
+                    missing.pulses.extend(
+                        batch
+                            .pulses
+                            .iter()
+                            .filter(|p| !deleted.contains(&p.machine_id))
+                            .cloned(),
+                    );
                     missing.languages.extend(batch.languages.iter().cloned());
                 }
                 Some(&n) if n == batch.pulses.len() as u64 => {}

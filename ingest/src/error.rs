@@ -130,3 +130,15 @@ pub async fn method_not_allowed() -> (StatusCode, Json<serde_json::Value>) {
         Json(json!({ "error": "method not allowed" })),
     )
 }
+
+/// A handler that panicked answers a JSON 500 (and the panic is logged);
+/// the connection and the server go on.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(detail, "request handler panicked");
+    AppError::Internal(format!("panic: {detail}")).into_response()
+}

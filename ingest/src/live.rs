@@ -398,19 +398,18 @@ impl Live {
             }
             .into_response();
         }
-        if self.stats.open.load(Ordering::Relaxed) >= self.max_streams {
+        let Some(open) = OpenStream::reserve(self.clone()) else {
             return AppError::Unavailable {
                 message: "too many live streams, try again later",
                 retry_after_secs: 30,
             }
             .into_response();
-        }
+        };
         let last_event_id = headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let (receiver, replay) = self.subscribe(target, last_event_id);
-        let open = OpenStream::new(self.clone());
         let events =
             futures::stream::unfold((receiver, open), move |(mut receiver, open)| async move {
                 loop {
@@ -458,9 +457,14 @@ struct OpenStream {
 }
 
 impl OpenStream {
-    fn new(live: Arc<Live>) -> Self {
-        live.stats.open.fetch_add(1, Ordering::Relaxed);
-        Self { live }
+    /// Counts a stream, unless [`Live`]'s cap is reached.
+    fn reserve(live: Arc<Live>) -> Option<Self> {
+        let before = live.stats.open.fetch_add(1, Ordering::AcqRel);
+        if before >= live.max_streams {
+            live.stats.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self { live })
     }
 }
 

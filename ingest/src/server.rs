@@ -13,6 +13,10 @@
 //!   for [`IDLE_TIMEOUT`] is closed. A request under way — a live stream
 //!   above all — is never idle, so SSE streams are exempt; they have a cap
 //!   of their own (`live::MAX_STREAMS`).
+//! - **Write-stall timeout.** A response the client does not read — the
+//!   socket refuses more bytes — for [`WRITE_STALL_TIMEOUT`] has its
+//!   connection closed, live streams included (they write a comment every
+//!   15 s, so a reading client never stalls that long).
 //! - **Body-read timeout.** Handlers that read a body bound it themselves
 //!   ([`BODY_READ_TIMEOUT`], `api::pulses`); a handler that ignores a body
 //!   leaves the connection to be closed after its answer.
@@ -52,6 +56,12 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A keep-alive connection with no request under way is closed after this
 /// (plugins send a pulse every ~10 s and keep their connection).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A response whose bytes the client has not taken for this long (the
+/// socket stays full) has its connection closed.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connections may take to finish their requests once the server
+/// stops (the default of `serve`'s grace period); then they are closed.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often a connection's watchdog looks at it.
 pub const WATCHDOG_TICK: Duration = Duration::from_millis(500);
 /// File descriptors kept free for everything but client connections:
@@ -71,6 +81,8 @@ pub struct ServerLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub write_stall_timeout: Duration,
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerLimits {
@@ -79,6 +91,8 @@ impl Default for ServerLimits {
             max_connections: connection_cap(),
             header_read_timeout: HEADER_READ_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
         }
     }
 }
@@ -114,8 +128,8 @@ pub struct ServerStats {
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then lets every
-/// open connection finish its request under way and returns when all are
-/// closed (the caller bounds that wait).
+/// open connection finish its request under way for at most
+/// `limits.shutdown_grace`, closes those still open, and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -125,6 +139,8 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = tokio_util::task::TaskTracker::new();
+    // Cancelled when the grace period is over: every connection closes.
+    let kill = CancellationToken::new();
     tracing::debug!(max_connections = limits.max_connections, "accepting");
     loop {
         let (stream, _peer) = tokio::select! {
@@ -150,16 +166,31 @@ pub async fn serve(
         let limits = limits.clone();
         let stats = stats.clone();
         let stop = stop.clone();
+        let kill = kill.clone();
         connections.spawn(async move {
             stats.open.fetch_add(1, Ordering::Relaxed);
-            connection(stream, router, &limits, &stats, stop).await;
+            tokio::select! {
+                () = connection(stream, router, &limits, &stats, stop) => {}
+                () = kill.cancelled() => {}
+            }
             stats.open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
     }
     drop(listener);
     connections.close();
-    connections.wait().await;
+    if tokio::time::timeout(limits.shutdown_grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = stats.open.load(Ordering::Relaxed),
+            grace = ?limits.shutdown_grace,
+            "connections still open after the grace period; closing them"
+        );
+        kill.cancel();
+        connections.wait().await;
+    }
 }
 
 fn over_cap_response() -> String {
@@ -179,6 +210,9 @@ struct Phase {
     epoch: Instant,
     phase: AtomicU8,
     since_ms: AtomicU64,
+    /// 1 + when a write was first refused by a full socket, or 0 while
+    /// writes go through.
+    write_blocked_ms: AtomicU64,
 }
 
 impl Phase {
@@ -187,6 +221,7 @@ impl Phase {
             epoch: Instant::now(),
             phase: AtomicU8::new(IDLE),
             since_ms: AtomicU64::new(0),
+            write_blocked_ms: AtomicU64::new(0),
         }
     }
 
@@ -197,6 +232,29 @@ impl Phase {
     fn set(&self, phase: u8) {
         self.since_ms.store(self.now_ms(), Ordering::Relaxed);
         self.phase.store(phase, Ordering::Release);
+    }
+
+    /// Notes a write refused by a full socket, or one that went through
+    /// (which also keeps an idle connection's response from counting as
+    /// idle time while it is still being sent).
+    fn write_blocked(&self, blocked: bool) {
+        if !blocked {
+            self.write_blocked_ms.store(0, Ordering::Relaxed);
+            if self.phase.load(Ordering::Acquire) == IDLE {
+                self.since_ms.store(self.now_ms(), Ordering::Relaxed);
+            }
+        } else if self.write_blocked_ms.load(Ordering::Relaxed) == 0 {
+            self.write_blocked_ms
+                .store(self.now_ms() + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// How long writes have been refused, if they are.
+    fn write_stalled_for(&self) -> Option<Duration> {
+        match self.write_blocked_ms.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_millis(self.now_ms().saturating_sub(at - 1))),
+        }
     }
 
     /// The phase and how long it has lasted.
@@ -263,15 +321,19 @@ async fn connection(
             }
             _ = tick.tick() => {
                 let (now, lasted) = phase.get();
-                let expired = match now {
-                    IDLE => lasted > limits.idle_timeout,
-                    HEAD => lasted > limits.header_read_timeout,
+                // A response the client does not take counts whatever the
+                // phase: hyper may hold the whole body already.
+                let expired = match (now, phase.write_stalled_for()) {
+                    (_, Some(stalled)) => stalled > limits.write_stall_timeout,
+                    (IDLE, None) => lasted > limits.idle_timeout,
+                    (HEAD, None) => lasted > limits.header_read_timeout,
                     _ => false,
                 };
+                let stalled = phase.write_stalled_for().is_some();
                 if expired {
-                    if now == HEAD {
+                    if now != IDLE || stalled {
                         stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(phase = now, "closing a connection whose request head stalled");
+                        tracing::debug!(phase = now, "closing a stalled connection");
                     }
                     // Dropping the connection closes the socket.
                     return;
@@ -308,7 +370,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.phase.write_blocked(polled.is_pending());
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -324,7 +388,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.phase.write_blocked(polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

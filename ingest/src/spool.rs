@@ -50,17 +50,30 @@ impl Spool {
     }
 
     /// Writes a batch durably: when this returns Ok the batch survives a
-    /// crash of the process or the machine.
+    /// crash of the process or the machine. When it returns an error the
+    /// batch is not in the spool (it will not be replayed), so the caller
+    /// may answer with an error.
     pub fn write(&self, batch: &Batch) -> io::Result<()> {
         let name = format!("batch-{:010}-{:016x}", batch.received_at, batch.batch_id);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let path = self.dir.join(format!("{name}.json"));
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec(batch).map_err(io::Error::other)?)?;
-        file.sync_all()?;
-        drop(file);
+        let written = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&serde_json::to_vec(batch).map_err(io::Error::other)?)?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, &path)?;
-        fs::File::open(&self.dir)?.sync_all()
+        if let Err(e) = fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+            // Renamed but not durable: take it back rather than leave a
+            // batch that would be replayed after an error answer.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Spooled batches, oldest first.

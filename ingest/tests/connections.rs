@@ -17,12 +17,16 @@ use tokio::{
 
 const HEADER: Duration = Duration::from_millis(800);
 const IDLE: Duration = Duration::from_millis(1500);
+const STALL: Duration = Duration::from_millis(1500);
+const GRACE: Duration = Duration::from_secs(1);
 
 fn limits(max_connections: usize) -> ServerLimits {
     ServerLimits {
         max_connections,
         header_read_timeout: HEADER,
         idle_timeout: IDLE,
+        write_stall_timeout: STALL,
+        shutdown_grace: GRACE,
     }
 }
 
@@ -239,4 +243,59 @@ async fn live_streams_outlast_the_idle_timeout_and_have_their_own_cap() {
         assert!(!closed, "a live stream was closed as idle");
         assert!(text.contains("\"user\":\"alice\""), "{text:?}");
     }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed() {
+    // 16 MiB pages asked for 8 times over one connection, none read: the
+    // socket fills, writes stall, the connection is closed.
+    let site = tempfile::tempdir().unwrap();
+    let page = vec![b'x'; 16 << 20];
+    std::fs::write(site.path().join("big.txt"), &page).unwrap();
+    let app = TestApp::build(test_db!(), |_| {}, limits(64), Some(site.path())).await;
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    let requests = "GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
+    s.write_all(requests.as_bytes()).await.unwrap();
+    tokio::time::sleep(STALL * 3).await;
+    // Now read what was sent before the close: far less than asked, then EOF.
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the stalled connection was not closed ({total} bytes read)"),
+        }
+    }
+    assert!(
+        total < 8 * page.len(),
+        "{total} bytes: every response was sent"
+    );
+    assert!(
+        app.server
+            .stats
+            .timed_out
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn stopping_closes_what_is_still_open_after_the_grace_period() {
+    let app = TestApp::with_limits(test_db!(), |_| {}, limits(64)).await;
+    // A live stream never ends by itself (the feed is not closed here).
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(s.read(&mut buf).await.unwrap() > 0);
+    let TestApp { server, .. } = app;
+    let stopped = tokio::time::timeout(GRACE + Duration::from_secs(5), server.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "stop waited on an open stream past the grace period"
+    );
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(2)).await;
+    assert!(closed, "the stream outlived the server");
 }

@@ -67,10 +67,12 @@ pub struct TokenOwner {
 }
 
 /// How long a delete waits between refusing the account's tokens and
-/// deleting its pulses: a running `serve` reloads tokens every 2 s, and a
-/// pulse it accepted just before may still be on its way into ClickHouse.
-/// Waiting this long means no pulse accepted in between survives the delete.
-pub const DELETE_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+/// deleting its pulses, so no pulse a running `serve` accepted meanwhile
+/// survives: `serve` reloads tokens every 2 s, an accepted pulse waits at
+/// most 10 s in the commit queue and its INSERT at most 5 s, plus a second
+/// of margin. (A pulse that went to the spool instead is dropped at replay
+/// when its machine is deleted, [`deleted_machines`].)
+pub const DELETE_SETTLE: std::time::Duration = std::time::Duration::from_secs(18);
 
 const USER_COLUMNS: &str =
     "user_id, username, username_key, email, private, created_at, deleted, version";
@@ -330,6 +332,21 @@ pub async fn delete_machine(
     tokio::time::sleep(settle).await;
     delete_pulses(db, "machine_id", machine.machine_id).await?;
     Ok(machine)
+}
+
+/// Which of `machine_ids` are deleted.
+pub async fn deleted_machines(db: &Db, machine_ids: &[u64]) -> Result<Vec<u64>> {
+    if machine_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = db.client().query(&format!(
+        "SELECT machine_id FROM machines FINAL WHERE deleted = 1 AND machine_id IN ({})",
+        crate::db::placeholders(machine_ids.len())
+    ));
+    for id in machine_ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all().await?)
 }
 
 /// Every token that may send pulses now: active machines of existing users.

@@ -12,6 +12,7 @@
 
 mod access;
 mod credentials;
+mod listener;
 mod users;
 
 pub use credentials::{Account, Credentials, PASSWORD_BYTES, PRIVATE_FILE_MODE, WRITER_USER};
@@ -199,9 +200,15 @@ impl LocalServerConfig {
 }
 
 /// Answers whether a ClickHouse server on this machine's loopback `port`
-/// responds to `GET /ping` with its `Ok.`.
+/// responds to `GET /ping` with its `Ok.` — and listens as this process's
+/// user: a port taken by another local user is never trusted with the
+/// credentials (it would receive them with the first query), so it counts
+/// as no server, and starting ours on it fails with the server's own error.
 pub async fn ping(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !listener::owned_by_us(port) {
+        return false;
+    }
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         stream

@@ -7,9 +7,6 @@ use jobs::{Rollups, Scope};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio_cron_scheduler::JobScheduler;
 
-/// How long open connections may take to finish after SIGTERM.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
     let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
     let store = Store::open_migrated(config).await?;
@@ -31,7 +28,12 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
         embedded = store.owns_local_server(),
         "store ready"
     );
+    let limits = ingest::server::ServerLimits::default();
     let mut ingest_config = config.ingest.clone();
+    // Live streams never take more than half the connections.
+    ingest_config.max_live_streams = ingest_config
+        .max_live_streams
+        .min(limits.max_connections as u64 / 2);
     ingest_config.read_api = Some(ingest::api::users::ReadApiFiles {
         dir: super::build::site_dir(config),
         file_of: builder::paths::api_user_file,
@@ -54,8 +56,11 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
     tracing::info!(%listen, "serving");
     let stop = tokio_util::sync::CancellationToken::new();
-    let limits = ingest::server::ServerLimits::default();
-    tracing::info!(max_connections = limits.max_connections, "connection cap");
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_live_streams = ingest_config.max_live_streams,
+        "connection caps"
+    );
     let server = ingest::server::serve(
         listener,
         router,
@@ -75,22 +80,14 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
             stop.cancel();
         });
     }
-    let stopped = stop.clone();
-    tokio::select! {
-        () = server => {}
-        () = async {
-            stopped.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
-        }
-    }
-    let served: anyhow::Result<()> = Ok(());
+    // Returns once every connection is closed: finished within the grace
+    // period, or closed at its end.
+    server.await;
     rollup_tasks.stop().await;
     tracing::debug!("rollups stopped");
     app.shutdown().await;
     tracing::debug!("ingest stopped");
-    served
+    Ok(())
 }
 
 /// The rollups of a running server: a full run now, then the schedule, and

@@ -43,46 +43,37 @@ impl TestApp {
         configure: impl FnOnce(&mut IngestConfig),
         limits: ServerLimits,
     ) -> Self {
-        init_logs();
-        let data = tempfile::tempdir().unwrap();
-        let mut config = IngestConfig::new(data.path());
-        configure(&mut config);
-        let app = App::start(db.clone(), &config).await.unwrap();
-        let server = RunningServer::start(
-            ([127, 0, 0, 1], 0).into(),
-            ingest::router(app.clone()),
-            limits,
-        )
-        .await
-        .unwrap();
-        let addr = server.addr;
-        Self {
-            db,
-            app,
-            addr,
-            client: reqwest::Client::new(),
-            data,
-            server,
-        }
+        Self::build(db, configure, limits, None).await
     }
 
-    /// The API with the site built in `site` behind it, mounted as
-    /// `codestats serve` mounts them: what a client on the network reaches.
+    /// The API with the static site in `site` mounted behind it, as
+    /// `codestats serve` does.
     pub async fn with_site(
         db: Db,
         configure: impl FnOnce(&mut IngestConfig),
         site: &std::path::Path,
+    ) -> Self {
+        Self::build(db, configure, ServerLimits::default(), Some(site)).await
+    }
+
+    pub async fn build(
+        db: Db,
+        configure: impl FnOnce(&mut IngestConfig),
+        limits: ServerLimits,
+        site: Option<&std::path::Path>,
     ) -> Self {
         init_logs();
         let data = tempfile::tempdir().unwrap();
         let mut config = IngestConfig::new(data.path());
         configure(&mut config);
         let app = App::start(db.clone(), &config).await.unwrap();
-        let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
-        let server =
-            RunningServer::start(([127, 0, 0, 1], 0).into(), router, ServerLimits::default())
-                .await
-                .unwrap();
+        let mut router = ingest::router(app.clone());
+        if let Some(site) = site {
+            router = router.fallback_service(builder::serve::router(site));
+        }
+        let server = RunningServer::start(([127, 0, 0, 1], 0).into(), router, limits)
+            .await
+            .unwrap();
         let addr = server.addr;
         Self {
             db,

@@ -1,11 +1,12 @@
-//! The read-API benchmark: `GET /api/users/NAME` against serving a static
+//! What reads do to ingest: `GET /api/users/NAME` against serving a static
 //! file of the same size from the same server (the builder's static router,
-//! as `codestats serve` mounts it), and the pulse API's latency with and
-//! without that read load, all in one run.
+//! as `codestats serve` mounts it), and the pulse API's latency alone,
+//! under that read load, and while analysts run full scans at their limits,
+//! all in one run.
 //!
 //! ```sh
-//! cargo bench -p ingest --bench read_api
-//! BENCH_SECS=10 BENCH_READERS=64 cargo bench -p ingest --bench read_api
+//! cargo bench -p ingest --bench isolation
+//! BENCH_SECS=10 BENCH_READERS=64 cargo bench -p ingest --bench isolation
 //! ```
 //!
 //! | variable | default | meaning |
@@ -13,12 +14,16 @@
 //! | `BENCH_SECS` | 5 | measured seconds of each phase |
 //! | `BENCH_READERS` | 64 | keep-alive connections reading |
 //! | `BENCH_WRITERS` | 16 | keep-alive connections posting pulses |
+//! | `BENCH_ANALYSTS` | 3 | analysts each running full scans back to back |
+//! | `BENCH_SCAN_ROWS` | 3,000,000 | pulse rows the analysts scan |
 //!
 //! Phases: static file alone; read API alone; pulses alone; pulses while the
-//! read API is under load. The documents are a year of dates, 20 languages
+//! read API is under load; pulses while analysts run full-scan aggregations
+//! as the read-only analyst user (its per-user limits refuse the queries
+//! past `max_concurrent_queries_for_user`; refusals are counted). The documents are a year of dates, 20 languages
 //! and 3 machines (~10 KB), one per user, 100 public users; requests go
 //! round-robin over them. The database is `t_bench_read_api` on the test
-//! suite's ClickHouse.
+//! suite's ClickHouse (`t_bench_isolation`).
 
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode, body::Bytes};
@@ -88,7 +93,7 @@ async fn run() -> Result<(), String> {
     let secs = Duration::from_secs(var("BENCH_SECS", 5).max(1));
     let readers = var("BENCH_READERS", 64).max(1) as usize;
     let writers = var("BENCH_WRITERS", 16).max(1) as usize;
-    let db = sql::testing::fresh_db("bench_read_api").await;
+    let db = sql::testing::fresh_db("bench_isolation").await;
 
     let site = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut names = Vec::new();
@@ -157,15 +162,40 @@ async fn run() -> Result<(), String> {
     )
     .await;
     let (pulses_loaded, api_loaded) = tokio::join!(
-        load(addr, writers, Load::Post(tokens, pulse), secs),
+        load(
+            addr,
+            writers,
+            Load::Post(tokens.clone(), pulse.clone()),
+            secs
+        ),
         load(addr, readers, Load::Get(api_paths), secs)
     );
+    let analysts = var("BENCH_ANALYSTS", 3) as usize;
+    seed_scan_rows(&db, var("BENCH_SCAN_ROWS", 3_000_000) as usize).await?;
+    let analyst_db = sql::Db::analyst(
+        &sql::testing::server_url().await,
+        db.database(),
+        &sql::testing::analyst_config().await,
+    )
+    .map_err(|e| e.to_string())?;
+    let scans_stop = secs + Duration::from_secs(1);
+    let scanners: Vec<_> = (0..analysts)
+        .map(|_| tokio::spawn(scan(analyst_db.clone(), scans_stop)))
+        .collect();
+    let pulses_scanned = load(addr, writers, Load::Post(tokens, pulse), secs).await;
+    let (mut scans, mut refused) = (0, 0);
+    for s in scanners {
+        let (done, no) = s.await.unwrap_or_default();
+        scans += done;
+        refused += no;
+    }
     for (label, r) in [
         ("static file", &static_alone),
         ("read API", &api_alone),
         ("pulses", &pulses_alone),
         ("pulses under read load", &pulses_loaded),
         ("read API beside pulses", &api_loaded),
+        ("pulses beside analysts", &pulses_scanned),
     ] {
         println!(
             "  {label:<24} {:>9.0} req/s  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} not 2xx)",
@@ -180,12 +210,70 @@ async fn run() -> Result<(), String> {
         "  pulse p99 under read load / alone: {:.2}x (target <= 1.5x)",
         pulses_loaded.p99_ms / pulses_alone.p99_ms.max(1e-9)
     );
+    println!(
+        "  analysts: {analysts} running full scans of the pulses: {scans} finished, {refused} refused by their limits"
+    );
+    println!(
+        "  pulse p99 beside analysts / alone: {:.2}x (target <= 2x)",
+        pulses_scanned.p99_ms / pulses_alone.p99_ms.max(1e-9)
+    );
     app.shutdown().await;
     server.stop().await;
     if static_alone.failed + api_alone.failed + pulses_alone.failed + pulses_loaded.failed > 0 {
         return Err("some requests were not answered 2xx".into());
     }
     Ok(())
+}
+
+/// `n` pulse rows for the analysts to scan, in 100,000-row INSERTs.
+async fn seed_scan_rows(db: &sql::Db, n: usize) -> Result<(), String> {
+    let now = chrono::Utc::now().timestamp() as u32;
+    let mut written = 0;
+    while written < n {
+        let rows: Vec<sql::pulses::PulseRow> = (written..(written + 100_000).min(n))
+            .map(|i| sql::pulses::PulseRow {
+                pulse_id: i as u64,
+                batch_id: (i / 100_000) as u64,
+                user_id: (i % 1000) as u64,
+                machine_id: (i % 3000) as u64,
+                coded_at: now - (i % 86_400) as u32,
+                utc_offset: 0,
+                language: format!("Language {}", i % 50),
+                xp: (i % 100) as u32,
+                received_at: now,
+            })
+            .collect();
+        written += rows.len();
+        sql::pulses::insert(db, &rows)
+            .await
+            .map_err(|e| format!("seed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// One analyst running a full-scan aggregation back to back for `secs`;
+/// returns the queries finished and those refused.
+async fn scan(db: sql::Db, secs: Duration) -> (u64, u64) {
+    let stop_at = Instant::now() + secs;
+    let (mut done, mut refused) = (0, 0);
+    while Instant::now() < stop_at {
+        let result = db
+            .client()
+            .query(
+                "SELECT language, count(), sum(xp), uniqExact(pulse_id), uniqExact(user_id, machine_id) \
+                 FROM pulses GROUP BY language ORDER BY language",
+            )
+            .fetch_all::<(String, u64, u64, u64, u64)>()
+            .await;
+        match result {
+            Ok(_) => done += 1,
+            Err(_) => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    (done, refused)
 }
 
 fn write(root: &Path, relative: &Path, text: &str) -> Result<(), String> {
