@@ -321,7 +321,7 @@ async fn analysts_run_within_their_limits() {
         "sql",
         "SELECT name, value FROM system.settings WHERE name IN \
          ('max_threads', 'max_memory_usage', 'max_memory_usage_for_user', \
-          'max_concurrent_queries_for_user') ORDER BY name",
+          'max_concurrent_queries_for_user', 'priority') ORDER BY name",
         "--format",
         "csv",
     ]));
@@ -329,11 +329,12 @@ async fn analysts_run_within_their_limits() {
         settings,
         format!(
             "name,value\nmax_concurrent_queries_for_user,{}\nmax_memory_usage,{}\n\
-             max_memory_usage_for_user,{}\nmax_threads,{}\n",
+             max_memory_usage_for_user,{}\nmax_threads,{}\npriority,{}\n",
             local_server::ANALYST_MAX_CONCURRENT_QUERIES,
             local_server::ANALYST_MAX_MEMORY_USAGE,
             local_server::ANALYST_MAX_MEMORY_USAGE_FOR_USER,
             local_server::ANALYST_MAX_THREADS,
+            local_server::ANALYST_PRIORITY,
         )
     );
 

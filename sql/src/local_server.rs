@@ -55,6 +55,13 @@ pub const ANALYST_MAX_MEMORY_USAGE: u64 = 512 * 1024 * 1024;
 /// Bytes of memory all analyst queries together may use
 /// (`max_memory_usage_for_user`): 1 GiB.
 pub const ANALYST_MAX_MEMORY_USAGE_FOR_USER: u64 = 1024 * 1024 * 1024;
+/// ClickHouse's `priority` of codestats' own queries (ingest's INSERTs,
+/// the rollups' reads): 1 is the highest.
+pub const WRITER_PRIORITY: u64 = 1;
+/// The analyst's `priority`: lower than codestats' own, so a running
+/// analyst query pauses between blocks while an INSERT or a rollup query
+/// runs, and analysts at their limits do not hold up ingest.
+pub const ANALYST_PRIORITY: u64 = 10;
 /// How long a running server may take to accept passwords just written to
 /// its `users.xml` (ClickHouse rereads it every few seconds).
 pub const USERS_RELOAD_TIMEOUT: Duration = Duration::from_secs(20);

@@ -82,7 +82,9 @@ impl ReadApi {
     async fn document(&self, username: &str) -> Option<Arc<Document>> {
         let files = self.files.as_ref()?;
         let path = files.dir.join((files.file_of)(username));
-        let meta = tokio::fs::metadata(&path).await.ok()?;
+        // One `stat`, on this thread: it is a cheap syscall on a local
+        // file, and a hop to the blocking pool would cost more than it.
+        let meta = std::fs::metadata(&path).ok()?;
         let version = Version::of(&meta);
         if let Some(doc) = self
             .cache

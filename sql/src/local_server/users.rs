@@ -5,6 +5,7 @@
 use super::{
     ANALYST_MAX_CONCURRENT_QUERIES, ANALYST_MAX_EXECUTION_SECONDS, ANALYST_MAX_MEMORY_USAGE,
     ANALYST_MAX_MEMORY_USAGE_FOR_USER, ANALYST_MAX_RESULT_ROWS, ANALYST_MAX_THREADS,
+    ANALYST_PRIORITY, WRITER_PRIORITY,
     credentials::{Account, Credentials},
 };
 
@@ -20,9 +21,11 @@ pub(super) fn users_xml(credentials: &Credentials) -> String {
   <profiles>
     <default>
       <max_memory_usage>8000000000</max_memory_usage>
+      <priority>{writer_priority}</priority>
     </default>
     <analyst>
       <readonly>1</readonly>
+      <priority>{analyst_priority}</priority>
       <max_result_rows>{max_rows}</max_result_rows>
       <result_overflow_mode>throw</result_overflow_mode>
       <max_execution_time>{max_secs}</max_execution_time>
@@ -70,6 +73,8 @@ pub(super) fn users_xml(credentials: &Credentials) -> String {
         max_memory = ANALYST_MAX_MEMORY_USAGE,
         max_memory_user = ANALYST_MAX_MEMORY_USAGE_FOR_USER,
         max_queries = ANALYST_MAX_CONCURRENT_QUERIES,
+        writer_priority = WRITER_PRIORITY,
+        analyst_priority = ANALYST_PRIORITY,
     )
 }
 
