@@ -59,6 +59,20 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String,
     }
 }
 
+/// One `GET /healthz` on an open keep-alive connection, answered 200.
+async fn assert_healthy(s: &mut TcpStream) {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
 fn json_body(response: &str) -> serde_json::Value {
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {response:?}"))
@@ -165,12 +179,7 @@ async fn at_the_cap_new_connections_are_refused_and_open_ones_keep_working() {
     let mut open = Vec::new();
     for _ in 0..4 {
         let mut s = TcpStream::connect(app.addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        assert_healthy(&mut s).await;
         open.push(s);
     }
     // The fifth is told why and closed at once.
@@ -184,12 +193,7 @@ async fn at_the_cap_new_connections_are_refused_and_open_ones_keep_working() {
     );
     // The open connections are served as before.
     for s in &mut open {
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        assert_healthy(s).await;
     }
     // A slot freed is a slot given again.
     drop(open.pop());
