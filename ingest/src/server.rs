@@ -321,17 +321,18 @@ async fn connection(
             }
             _ = tick.tick() => {
                 let (now, lasted) = phase.get();
+                let stalled = phase.write_stalled_for();
                 // A response the client does not take counts whatever the
                 // phase: hyper may hold the whole body already.
-                let expired = match (now, phase.write_stalled_for()) {
+                let expired = match (now, stalled) {
                     (_, Some(stalled)) => stalled > limits.write_stall_timeout,
                     (IDLE, None) => lasted > limits.idle_timeout,
                     (HEAD, None) => lasted > limits.header_read_timeout,
                     _ => false,
                 };
-                let stalled = phase.write_stalled_for().is_some();
                 if expired {
-                    if now != IDLE || stalled {
+                    // An idle keep-alive ending is normal; the others are not.
+                    if now != IDLE || stalled.is_some() {
                         stats.timed_out.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(phase = now, "closing a stalled connection");
                     }
