@@ -84,6 +84,8 @@ struct Frame {
     seq: u64,
     user_id: u64,
     private: bool,
+    /// The visibility generation at which the user was found public.
+    generation: u64,
     front: Bytes,
     profile: Bytes,
 }
@@ -161,6 +163,7 @@ impl Frame {
             seq: e.seq,
             user_id: e.user_id,
             private: e.private,
+            generation: 0,
             front: sse_frame(e.seq, &front),
             profile: sse_frame(e.seq, &profile),
         }
@@ -239,7 +242,10 @@ impl Live {
 
     /// Whether a frame may be shown now.
     fn shown(&self, frame: &Frame) -> bool {
-        !frame.private && self.visibility.is_public(frame.user_id)
+        !frame.private
+            && self
+                .visibility
+                .is_public_since(frame.user_id, frame.generation)
     }
 
     /// A user is no longer public: their frames leave the ring and their
@@ -289,6 +295,8 @@ impl Live {
     /// for a subscriber.
     fn publish(&self, event: &PulseEvent) {
         let mut frame = Frame::encode(event);
+        // The generation first: a user hidden after it makes it stale.
+        frame.generation = self.visibility.generation();
         frame.private |= !self.visibility.is_public(frame.user_id);
         let frame = Arc::new(frame);
         let mut shared = lock(&self.shared);

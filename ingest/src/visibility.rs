@@ -10,7 +10,10 @@
 use sql::Db;
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock, RwLockReadGuard},
+    sync::{
+        Arc, RwLock, RwLockReadGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Instant,
 };
 
@@ -28,11 +31,25 @@ struct Inner {
 #[derive(Default)]
 pub struct Visibility {
     inner: RwLock<Inner>,
+    /// Goes up whenever someone stops being public: what was checked at a
+    /// generation still holds while the generation is the same.
+    generation: AtomicU64,
 }
 
 impl Visibility {
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current generation (see [`Visibility::is_public_since`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether `user_id`, found public at `generation`, is public now: one
+    /// atomic load while nobody has been hidden since.
+    pub fn is_public_since(&self, user_id: u64, generation: u64) -> bool {
+        self.generation() == generation || self.is_public(user_id)
     }
 
     /// Whether `user_id` is a public user now.
@@ -53,6 +70,7 @@ impl Visibility {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.hidden.insert(user_id, Instant::now());
         inner.by_key.retain(|_, id| *id != user_id);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         inner.public.remove(&user_id).is_some()
     }
 
@@ -82,7 +100,7 @@ impl Visibility {
             by_key.insert(user.username_key.clone(), user.user_id);
             public.insert(user.user_id, Arc::from(user.username.as_str()));
         }
-        let gone = inner
+        let gone: Vec<u64> = inner
             .public
             .keys()
             .filter(|id| !public.contains_key(id))
@@ -90,6 +108,9 @@ impl Visibility {
             .collect();
         inner.public = public;
         inner.by_key = by_key;
+        if !gone.is_empty() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(gone)
     }
 }
