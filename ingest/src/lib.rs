@@ -18,7 +18,6 @@ pub mod visibility;
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
     http::Method,
     middleware,
     routing::{get, post},
@@ -254,7 +253,8 @@ pub fn router(app: AppState) -> Router {
     let read_cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD]);
-    let pulses = post(api::pulses::create).layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
+    // The handler bounds its body itself (`api::pulses::read_body`).
+    let pulses = post(api::pulses::create);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/my/pulses", pulses.clone())
