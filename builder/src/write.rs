@@ -122,12 +122,7 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<(), Error> {
 
 /// A fresh, empty staging directory beside `output`.
 pub(crate) fn staging_dir(output: &Path) -> Result<PathBuf, Error> {
-    let parent = parent_of(output);
-    fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::UnsafePath(output.to_path_buf()))?;
+    let (parent, name) = beside(output)?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -139,6 +134,19 @@ pub(crate) fn staging_dir(output: &Path) -> Result<PathBuf, Error> {
     ));
     fs::create_dir(&staging).map_err(|e| Error::io("create directory", &staging, e))?;
     Ok(staging)
+}
+
+/// The folder `output` lives in (created if missing) and `output`'s own
+/// name: what the staging directories and the lock beside it are named
+/// after.
+fn beside(output: &Path) -> Result<(PathBuf, String), Error> {
+    let parent = parent_of(output);
+    fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::UnsafePath(output.to_path_buf()))?;
+    Ok((parent, name))
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -196,12 +204,7 @@ impl SiteLock {
     /// Takes the lock of `output`, waiting for the build that holds it (in
     /// this process or another) to finish.
     pub(crate) fn acquire(output: &Path) -> Result<Self, Error> {
-        let parent = parent_of(output);
-        fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::UnsafePath(output.to_path_buf()))?;
+        let (parent, name) = beside(output)?;
         let path = parent.join(format!(".{name}.lock"));
         let file = fs::OpenOptions::new()
             .create(true)
