@@ -11,7 +11,7 @@ use std::{net::SocketAddr, path::PathBuf};
     about = "Self-hosted, Code::Stats-compatible coding statistics"
 )]
 pub struct Cli {
-    /// State directory: embedded ClickHouse, ingest spool, built site.
+    /// State directory: embedded ClickHouse, ingest log, built site.
     #[arg(long, global = true, env = "CODESTATS_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Log at debug level (RUST_LOG overrides).

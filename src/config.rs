@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// Where `serve` listens: `CODESTATS_LISTEN` or `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Where codestats keeps its state (embedded ClickHouse, spool, site):
+/// Where codestats keeps its state (embedded ClickHouse, ingest log, site):
 /// `CODESTATS_DATA_DIR` or `--data-dir`.
 pub const DEFAULT_DATA_DIR: &str = "./var";
 
@@ -37,9 +37,9 @@ impl Config {
         if let Some(n) = env_number("CODESTATS_RATE_BURST") {
             ingest.rate_burst = n;
         }
-        // CODESTATS_INSERTS_IN_FLIGHT: group-commit INSERTs running at once.
-        if let Some(n) = env_number("CODESTATS_INSERTS_IN_FLIGHT") {
-            ingest.inserts_in_flight = n as usize;
+        // CODESTATS_LOG_MAX_BYTES: the ingest log's cap on disk.
+        if let Some(n) = env_u64("CODESTATS_LOG_MAX_BYTES") {
+            ingest.log_max_bytes = n;
         }
         Self {
             data_dir,
@@ -59,6 +59,16 @@ impl Config {
 }
 
 fn env_number(name: &str) -> Option<u32> {
+    env_u64(name).and_then(|n| match u32::try_from(n) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::warn!(name, n, "number too large; using the default");
+            None
+        }
+    })
+}
+
+fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     match value.trim().parse() {
         Ok(n) => Some(n),

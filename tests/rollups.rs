@@ -11,13 +11,13 @@ mod common;
 use common::{BIN, Serve};
 
 /// The ingest API on a loopback port, over `db`.
-async fn ingest_server(db: &Db, data: &Path) -> String {
+async fn ingest_server(db: &Db, data: &Path) -> (String, ingest::AppState) {
     let app = ingest::App::start(db.clone(), &ingest::IngestConfig::new(data))
         .await
         .unwrap();
     let server = ingest::server::RunningServer::start(
         ([127, 0, 0, 1], 0).into(),
-        ingest::router(app),
+        ingest::router(app.clone()),
         ingest::server::ServerLimits::default(),
     )
     .await
@@ -25,7 +25,7 @@ async fn ingest_server(db: &Db, data: &Path) -> String {
     let url = format!("http://{}", server.addr);
     // Serves until the test ends.
     std::mem::forget(server);
-    url
+    (url, app)
 }
 
 fn rfc3339(utc: i64, offset_minutes: i32) -> String {
@@ -137,7 +137,7 @@ async fn built_profile_equals_sql_over_raw_pulses() {
         .await
         .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let url = ingest_server(&db, data.path()).await;
+    let (url, app) = ingest_server(&db, data.path()).await;
 
     let now = chrono::Utc::now().timestamp();
     let two_days_ago_11h = (now / 86400 - 2) * 86400 + 11 * 3600;
@@ -178,6 +178,8 @@ async fn built_profile_equals_sql_over_raw_pulses() {
     )
     .await;
 
+    // Everything acknowledged is in ClickHouse before the build reads it.
+    app.flush().await;
     let site = data.path().join("site");
     let out = Command::new(BIN)
         .args(["build", "--user", "ALICE"])

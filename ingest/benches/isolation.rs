@@ -266,7 +266,7 @@ async fn seed_scan_rows(db: &sql::Db, n: usize) -> Result<(), String> {
             })
             .collect();
         written += rows.len();
-        sql::pulses::insert(db, &rows)
+        sql::blocks::insert_unshipped(db, &rows)
             .await
             .map_err(|e| format!("seed: {e}"))?;
     }

@@ -1,19 +1,21 @@
-//! The codestats HTTP API: health, the Code::Stats pulse endpoint with
-//! durable group commit, and the read API.
+//! The codestats HTTP API: health, the Code::Stats pulse endpoint (acknowledged
+//! from a durable local log, shipped to ClickHouse in large blocks), and the
+//! read API.
 
 pub mod api;
-pub mod commit;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod languages;
 pub mod limits;
 pub mod live;
+pub mod log;
 pub mod pulse;
 pub mod rate;
 pub mod server;
-pub mod spool;
+pub mod ship;
 pub mod tokens;
+mod upgrade;
 pub mod visibility;
 
 use axum::{
@@ -26,27 +28,32 @@ use sql::Db;
 use std::{
     path::PathBuf,
     sync::{Arc, atomic::AtomicU64},
+    time::Duration,
 };
 use tower_http::cors::{Any, CorsLayer};
 
 /// How ingest is set up; `IngestConfig::new` gives the defaults.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// Where batches wait while ClickHouse is away (`DATA_DIR/spool`).
-    pub spool_dir: PathBuf,
+    /// The ingest log (`DATA_DIR/log`).
+    pub log_dir: PathBuf,
+    /// `CODESTATS_LOG_MAX_BYTES`: cap on the log's size on disk
+    /// (`log::MAX_LOG_BYTES`); past it pulses are refused with 503.
+    pub log_max_bytes: u64,
+    /// Longest the oldest logged pulse waits before its block is written
+    /// to ClickHouse (`ship::MAX_BLOCK_AGE`).
+    pub block_max_age: Duration,
+    /// Where batches of versions before the log waited (`DATA_DIR/spool`),
+    /// moved into the log at start.
+    pub legacy_spool_dir: PathBuf,
     /// `CODESTATS_RATE_PER_MINUTE`: sustained pulses per minute per token.
     pub rate_per_minute: u32,
     /// `CODESTATS_RATE_BURST`: pulses per token at once on top of that.
     pub rate_burst: u32,
-    /// How old a spooled batch must be before it is replayed.
-    pub replay_delay: std::time::Duration,
-    /// `CODESTATS_INSERTS_IN_FLIGHT`: group-commit INSERTs running at once.
-    pub inserts_in_flight: usize,
-    /// Longest a pulse may wait in the committer's queue
-    /// (`limits::COMMIT_TIMEOUT`).
-    pub commit_timeout: std::time::Duration,
+    /// Longest a pulse may wait to be logged (`limits::APPEND_TIMEOUT`).
+    pub append_timeout: Duration,
     /// Longest a request body may take to arrive (`server::BODY_READ_TIMEOUT`).
-    pub body_read_timeout: std::time::Duration,
+    pub body_read_timeout: Duration,
     /// Most live streams open at once (`live::MAX_STREAMS`).
     pub max_live_streams: u64,
     /// Where the read API's documents are (`None`: every user is 404).
@@ -56,12 +63,13 @@ pub struct IngestConfig {
 impl IngestConfig {
     pub fn new(data_dir: &std::path::Path) -> Self {
         Self {
-            spool_dir: data_dir.join("spool"),
+            log_dir: data_dir.join("log"),
+            log_max_bytes: log::MAX_LOG_BYTES,
+            block_max_age: ship::MAX_BLOCK_AGE,
+            legacy_spool_dir: data_dir.join("spool"),
             rate_per_minute: limits::DEFAULT_RATE_PER_MINUTE,
             rate_burst: limits::DEFAULT_RATE_BURST,
-            replay_delay: commit::REPLAY_DELAY,
-            inserts_in_flight: commit::MAX_INSERTS_IN_FLIGHT,
-            commit_timeout: limits::COMMIT_TIMEOUT,
+            append_timeout: limits::APPEND_TIMEOUT,
             body_read_timeout: server::BODY_READ_TIMEOUT,
             max_live_streams: live::MAX_STREAMS,
             read_api: None,
@@ -73,7 +81,6 @@ impl IngestConfig {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub accepted: AtomicU64,
-    pub spooled: AtomicU64,
     /// The first event sequence number of this process: its start time in
     /// milliseconds × 1,000, so a later process's events always have larger
     /// ids than an earlier one's (live streams resume across restarts).
@@ -107,7 +114,10 @@ pub struct App {
     pub db: Db,
     pub tokens: Arc<tokens::Tokens>,
     pub languages: languages::Languages,
-    pub committer: commit::Committer,
+    /// Where accepted pulses are made durable before the 201.
+    pub log: log::Log,
+    /// Copies the log into ClickHouse; its watermark is the rollups'.
+    pub shipper: ship::Shipper,
     pub rate_limit: rate::RateLimit,
     pub events: events::EventSender,
     /// The live feed (`/live`), fed from `events` by its own task.
@@ -126,8 +136,9 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    /// Loads tokens and languages, opens the spool and starts the committer,
-    /// the spool replayer, the token refresher and the live feed's hub.
+    /// Loads tokens and languages, opens the log (moving a legacy spool
+    /// into it) and starts the appender, the shipper, the token refresher
+    /// and the live feed's hub.
     pub async fn start(db: Db, config: &IngestConfig) -> Result<AppState, StartError> {
         let tokens = Arc::new(tokens::Tokens::default());
         tokens.refresh(&db).await?;
@@ -135,19 +146,30 @@ impl App {
         visibility.refresh(&db).await?;
         let languages = languages::Languages::default();
         languages.load(&db).await?;
-        let spool = spool::Spool::open(&config.spool_dir).map_err(|e| StartError::Spool {
-            dir: config.spool_dir.clone(),
-            source: e,
-        })?;
+        let log_error = |source| {
+            StartError::Log(log::OpenError {
+                dir: config.log_dir.clone(),
+                source,
+            })
+        };
+        std::fs::create_dir_all(&config.log_dir).map_err(log_error)?;
+        let state = ship::state::State::load(&config.log_dir).map_err(log_error)?;
+        let log = log::Log::open(
+            &config.log_dir,
+            state.shipped,
+            config.log_max_bytes,
+            config.append_timeout,
+        )?;
+        upgrade::import_spool(&db, &log, &config.legacy_spool_dir).await;
         let stop = tokio_util::sync::CancellationToken::new();
-        let (committer, mut tasks) = commit::Committer::start(
+        let (shipper, ship_task) = ship::Shipper::start(
             db.clone(),
-            spool,
-            config.replay_delay,
-            config.inserts_in_flight,
-            config.commit_timeout,
+            log.clone(),
+            state,
+            config.block_max_age,
             stop.clone(),
         );
+        let mut tasks = vec![ship_task];
         let events = events::channel();
         let live =
             Arc::new(live::Live::new(visibility.clone()).with_max_streams(config.max_live_streams));
@@ -165,7 +187,8 @@ impl App {
             db,
             tokens,
             languages,
-            committer,
+            log,
+            shipper,
             rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
             events,
             live,
@@ -176,6 +199,13 @@ impl App {
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))
+    }
+
+    /// Returns once ClickHouse holds every pulse acknowledged before the
+    /// call (tests, benchmarks, tools).
+    pub async fn flush(&self) {
+        let until = *self.log.durable().borrow();
+        self.shipper.flush(until).await;
     }
 
     /// A user was made private or deleted by this process (after the change
@@ -190,13 +220,15 @@ impl App {
         self.visibility.show(user_id, username);
     }
 
-    /// Stops the background tasks: queued pulses are written (to ClickHouse
-    /// or the spool), refreshing and replaying end, live streams end. Call
+    /// Stops the background tasks: queued pulses are logged, the shipper
+    /// writes what it can within `ship::SHUTDOWN_DRAIN` (the rest waits in
+    /// the log for the next start), refreshing ends, live streams end. Call
     /// after the HTTP server has finished its requests; call
     /// `app.live.close()` as soon as shutdown begins, since a graceful HTTP
     /// shutdown waits for open live streams.
     pub async fn shutdown(&self) {
         self.live.close();
+        self.log.close().await;
         self.stop.cancel();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
@@ -241,11 +273,8 @@ async fn refresh_loop(
 pub enum StartError {
     #[error("cannot load from clickhouse: {0}")]
     Store(#[from] sql::Error),
-    #[error("cannot open spool {dir}: {source}")]
-    Spool {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Log(#[from] log::OpenError),
 }
 
 /// Every route of the API, in one place.

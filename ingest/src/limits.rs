@@ -18,8 +18,7 @@ pub const DEFAULT_RATE_PER_MINUTE: u32 = 600;
 /// Pulses a token may send in a burst on top of the sustained rate (a plugin
 /// catching up after an outage).
 pub const DEFAULT_RATE_BURST: u32 = 120;
-/// Longest a pulse may wait in the committer's queue. Past it the request
-/// is answered 503 and the pulse is not written; once its batch is being
-/// written, the request waits for the outcome (bounded by
-/// `commit::INSERT_TIMEOUT` and a spool write).
-pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a pulse may wait in the log's queue. Past it the request is
+/// answered 503 and the pulse is not written; once its group is being
+/// written, the request waits for the outcome (one write and one fsync).
+pub const APPEND_TIMEOUT: Duration = Duration::from_secs(10);

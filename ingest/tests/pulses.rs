@@ -17,6 +17,7 @@ struct Stored {
 }
 
 async fn stored_rows(app: &TestApp) -> Vec<Stored> {
+    app.flush().await;
     app.db
         .client()
         .query("SELECT coded_at, utc_offset, language, xp FROM pulses ORDER BY coded_at, language")

@@ -11,9 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Pulses received this long before the previous run started are looked
-/// at again: a batch formed just before the watermark may land just after.
+/// Without an insertion watermark ([`Rollups::with_watermark`]), pulses
+/// received this long before the previous run started are looked at again:
+/// a block formed just before it may land just after.
 pub const RECEIVED_OVERLAP_SECS: u32 = 10;
+
+/// The insertion watermark: every pulse whose `received_at` is below it is
+/// in ClickHouse already (or never will be). Ingest's shipper gives it.
+pub type Watermark = Arc<dyn Fn() -> u32 + Send + Sync>;
 
 /// What a run covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +53,8 @@ impl RunReport {
 struct State {
     /// When the last run started (unix seconds); `None` before the first.
     last_started: Option<u32>,
+    /// Pulses received before this were read by the last run.
+    received_until: u32,
     /// Public users at the last run: id → username.
     public: HashMap<u64, String>,
 }
@@ -60,6 +67,7 @@ pub struct Rollups {
     state: tokio::sync::Mutex<State>,
     /// Users ingest saw pulses from since the last run.
     dirty: Mutex<HashSet<u64>>,
+    watermark: Option<Watermark>,
 }
 
 struct Timer {
@@ -87,6 +95,26 @@ impl Rollups {
             builder: Arc::new(builder),
             state: tokio::sync::Mutex::new(State::default()),
             dirty: Mutex::new(HashSet::new()),
+            watermark: None,
+        }
+    }
+
+    /// Incremental runs read pulses by `received_at` up to `watermark`, and
+    /// from exactly where the last run stopped: none is missed however late
+    /// it lands.
+    pub fn with_watermark(mut self, watermark: Watermark) -> Self {
+        self.watermark = Some(watermark);
+        self
+    }
+
+    /// Where this run stops reading `received_at`, and where it starts.
+    fn received_window(&self, state: &State) -> (u32, u32) {
+        match &self.watermark {
+            Some(watermark) => (state.received_until, watermark()),
+            None => (
+                state.received_until.saturating_sub(RECEIVED_OVERLAP_SECS),
+                u32::MAX,
+            ),
         }
     }
 
@@ -117,6 +145,9 @@ impl Rollups {
     #[tracing::instrument(name = "rollup", skip_all, fields(scope = ?scope))]
     async fn run_locked(&self, state: &mut State, scope: Scope) -> anyhow::Result<RunReport> {
         let started = now_secs();
+        // Taken before anything is read: every pulse received before
+        // `until` is in ClickHouse by now.
+        let (since, until) = self.received_window(state);
         let mut timer = Timer {
             started: Instant::now(),
             steps: vec![],
@@ -174,11 +205,7 @@ impl Rollups {
                 )
             }
             Scope::Incremental => {
-                let since = state
-                    .last_started
-                    .unwrap_or(0)
-                    .saturating_sub(RECEIVED_OVERLAP_SECS);
-                let mut ids: HashSet<u64> = sql::rollups::users_received_since(&self.db, since)
+                let mut ids: HashSet<u64> = sql::rollups::users_received(&self.db, since, until)
                     .await
                     .context("cannot read which users changed")?
                     .into_iter()
@@ -266,6 +293,11 @@ impl Rollups {
         timer.step("render site");
 
         state.last_started = Some(started as u32);
+        state.received_until = if until == u32::MAX {
+            started as u32
+        } else {
+            until
+        };
         state.public = public_names;
         let report = RunReport {
             full,

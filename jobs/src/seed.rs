@@ -185,7 +185,7 @@ pub async fn seed(db: &Db, options: &SeedOptions) -> anyhow::Result<SeedReport> 
         }
         if rows.len() >= CHUNK_ROWS {
             report.rows += rows.len();
-            sql::pulses::insert(db, &rows)
+            sql::blocks::insert_unshipped(db, &rows)
                 .await
                 .context("cannot insert pulses")?;
             rows.clear();
@@ -193,7 +193,7 @@ pub async fn seed(db: &Db, options: &SeedOptions) -> anyhow::Result<SeedReport> 
     }
     if !rows.is_empty() {
         report.rows += rows.len();
-        sql::pulses::insert(db, &rows)
+        sql::blocks::insert_unshipped(db, &rows)
             .await
             .context("cannot insert pulses")?;
     }

@@ -27,7 +27,7 @@ async fn only_changed_users_are_rebuilt() {
         let (machine, _) = sql::accounts::add_machine(&db, name, "m").await.unwrap();
         ids.push((user.user_id, machine.machine_id));
     }
-    sql::pulses::insert(
+    sql::blocks::insert_unshipped(
         &db,
         &[pulse(ids[0].0, ids[0].1, 10), pulse(ids[1].0, ids[1].1, 20)],
     )
@@ -44,7 +44,7 @@ async fn only_changed_users_are_rebuilt() {
 
     // New XP for cy, bea goes private: exactly those two are touched.
     rollups.mark_dirty(ids[2].0);
-    sql::pulses::insert(&db, &[pulse(ids[2].0, ids[2].1, 5)])
+    sql::blocks::insert_unshipped(&db, &[pulse(ids[2].0, ids[2].1, 5)])
         .await
         .unwrap();
     sql::accounts::set_private(&db, "bea", true).await.unwrap();

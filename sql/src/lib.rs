@@ -5,6 +5,7 @@
 //! the typed functions here, which bind every value.
 
 pub mod accounts;
+pub mod blocks;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rollups",
         sql: include_str!("../migrations/0003_rollups.sql"),
     },
+    Migration {
+        version: 4,
+        name: "xp_blocks",
+        sql: include_str!("../migrations/0004_xp_blocks.sql"),
+    },
 ];
 
 #[derive(Row, Serialize, Deserialize)]

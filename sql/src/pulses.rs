@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct PulseRow {
     pub pulse_id: u64,
+    /// The id of the block that wrote the row.
     pub batch_id: u64,
     pub user_id: u64,
     pub machine_id: u64,
@@ -17,12 +18,14 @@ pub struct PulseRow {
     pub utc_offset: i16,
     pub language: String,
     pub xp: u32,
-    /// Unix seconds, UTC: when the batch was formed.
+    /// Unix seconds, UTC: when the block that wrote the row was formed (the
+    /// insertion watermark's clock).
     pub received_at: u32,
 }
 
-/// Inserts rows in one INSERT. All rows of a batch share `received_at`, so
-/// they land in one partition and the insert is all or nothing.
+/// Inserts rows in one INSERT, and nothing into `xp_hourly`: acknowledged
+/// pulses go through `blocks` (the shipper), seeds and tests through
+/// `blocks::insert_unshipped`.
 pub async fn insert(db: &Db, rows: &[PulseRow]) -> Result<()> {
     let mut insert = db.client().insert::<PulseRow>("pulses").await?;
     for row in rows {
@@ -30,31 +33,4 @@ pub async fn insert(db: &Db, rows: &[PulseRow]) -> Result<()> {
     }
     insert.end().await?;
     Ok(())
-}
-
-/// How many rows of each of `batch_ids` (formed between `from` and `to`)
-/// ClickHouse holds; batches it holds none of are left out.
-pub async fn batches_present(
-    db: &Db,
-    batch_ids: &[u64],
-    from: u32,
-    to: u32,
-) -> Result<Vec<(u64, u64)>> {
-    let mut query = db
-        .client()
-        .query(&format!(
-            "SELECT batch_id, count() FROM pulses \
-             WHERE received_at >= toDateTime(?) AND received_at <= toDateTime(?) \
-             AND batch_id IN ({}) GROUP BY batch_id",
-            crate::db::placeholders(batch_ids.len())
-        ))
-        .bind(from)
-        .bind(to);
-    if batch_ids.is_empty() {
-        query = query.bind(0u64);
-    }
-    for id in batch_ids {
-        query = query.bind(*id);
-    }
-    Ok(query.fetch_all().await?)
 }

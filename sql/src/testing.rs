@@ -218,6 +218,51 @@ pub async fn assert_exactly_once(
     stored.len()
 }
 
+/// Asserts that `xp_hourly` holds exactly the aggregates of `pulses` (per
+/// user, local hour, machine and language) and one marker per block.
+pub async fn assert_xp_consistent(db: &Db) {
+    let from_pulses: Vec<(u64, u16, u8, u64, String, u64)> = db
+        .client()
+        .query(
+            "SELECT user_id, toDate(coded_at + utc_offset * 60, 'UTC') AS d, \
+             toUInt8(toHour(coded_at + utc_offset * 60, 'UTC')) AS h, machine_id, language, \
+             toUInt64(sum(xp)) FROM pulses GROUP BY user_id, d, h, machine_id, language \
+             ORDER BY user_id, d, h, machine_id, language",
+        )
+        .fetch_all()
+        .await
+        .expect("aggregate pulses");
+    let from_xp: Vec<(u64, u16, u8, u64, String, u64)> = db
+        .client()
+        .query(
+            "SELECT user_id, local_date, local_hour, machine_id, language, sum(xp) AS x \
+             FROM xp_hourly WHERE user_id != 0 \
+             GROUP BY user_id, local_date, local_hour, machine_id, language HAVING x > 0 \
+             ORDER BY user_id, local_date, local_hour, machine_id, language",
+        )
+        .fetch_all()
+        .await
+        .expect("read xp_hourly");
+    assert_eq!(
+        from_xp.len(),
+        from_pulses.len(),
+        "xp_hourly keys differ from pulses'"
+    );
+    for (x, p) in from_xp.iter().zip(&from_pulses) {
+        assert_eq!(x, p, "xp_hourly differs from pulses");
+    }
+    let (blocks, markers): (u64, u64) = db
+        .client()
+        .query(
+            "SELECT (SELECT uniqExact(batch_id) FROM pulses), \
+             (SELECT count() FROM xp_hourly WHERE user_id = 0 AND marker > 0)",
+        )
+        .fetch_one()
+        .await
+        .expect("count blocks and markers");
+    assert!(markers <= blocks, "{markers} markers for {blocks} blocks");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

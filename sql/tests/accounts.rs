@@ -156,7 +156,7 @@ async fn changes_win_over_rows_from_a_clock_that_ran_ahead() {
         xp: 10,
         received_at: 1_700_000_000,
     };
-    sql::pulses::insert(&db, &[pulse]).await.unwrap();
+    sql::blocks::insert_unshipped(&db, &[pulse]).await.unwrap();
 
     let set = accounts::set_private(&db, "ahead", true).await.unwrap();
     assert!(set.version > user.version);

@@ -69,7 +69,7 @@ pub async fn rollups(
         });
         rollups.mark_dirty(user.user_id);
     }
-    sql::pulses::insert(&db, &rows).await?;
+    sql::blocks::insert_unshipped(&db, &rows).await?;
     let incremental = rollups.run(Scope::Incremental).await?;
     print_run(&format!("incremental ({} users)", rows.len()), &incremental)?;
 

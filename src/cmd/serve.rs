@@ -49,7 +49,11 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
         config.public_url = format!("http://{listen}");
     }
     let config = &config;
-    let rollups = Arc::new(super::build::rollups(config, store)?);
+    let watermark = app.shipper.watermark.clone();
+    let rollups = Arc::new(
+        super::build::rollups(config, store)?
+            .with_watermark(Arc::new(move || watermark.settled_before())),
+    );
     let rollup_tasks = start_rollups(config, rollups.clone(), &app).await?;
 
     let site = super::build::site_dir(config);

@@ -2,10 +2,10 @@
 
 use crate::{
     AppState,
-    commit::{CommitError, Durable},
     error::AppError,
     events::{PulseEvent, XpItem},
     limits::MAX_BODY_BYTES,
+    log::{AppendError, record::Record},
     pulse,
 };
 use axum::{
@@ -17,7 +17,6 @@ use axum::{
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sql::pulses::PulseRow;
-use std::sync::atomic::Ordering;
 
 pub const TOKEN_HEADER: &str = "x-api-token";
 
@@ -46,7 +45,7 @@ pub async fn create(
     app.rate_limit.check(owner.machine_id)?;
 
     let body = read_body(body, app.body_read_timeout).await?;
-    let now = crate::commit::now_secs();
+    let now = crate::ship::now_secs();
     let pulse = pulse::parse(&body, i64::from(now)).map_err(AppError::BadRequest)?;
 
     // Canonical spelling; the same language twice in one pulse is one row.
@@ -76,23 +75,27 @@ pub async fn create(
         })
         .collect();
 
-    // No timeout here: once queued, a pulse is either written and answered
-    // 201, or refused by the committer before it is written (it bounds the
-    // wait itself, `limits::COMMIT_TIMEOUT`). A 503 never hides a write.
-    let durable = app
-        .committer
-        .commit(rows, new_languages)
+    // No timeout here: once queued, a pulse is either logged and answered
+    // 201, or refused by the appender before it is written (it bounds the
+    // wait itself, `limits::APPEND_TIMEOUT`). A 503 never hides a write.
+    let record = Record {
+        rows,
+        languages: new_languages,
+    };
+    app.log
+        .append(record.encode())
         .await
         .map_err(|e| AppError::Unavailable {
             message: match e {
-                CommitError::Overloaded => "too many pulses waiting to be stored, try again later",
-                CommitError::Unavailable => "pulse could not be stored, try again later",
+                AppendError::Full => "the ingest log is full, try again later",
+                AppendError::Overloaded => "too many pulses waiting to be stored, try again later",
+                AppendError::Failed => "pulse could not be stored, try again later",
             },
-            retry_after_secs: 5,
+            retry_after_secs: match e {
+                AppendError::Overloaded => 5,
+                AppendError::Full | AppendError::Failed => 30,
+            },
         })?;
-    if durable == Durable::Spool {
-        app.stats.spooled.fetch_add(1, Ordering::Relaxed);
-    }
 
     let seq = app.stats.next_seq();
     // Nobody listening is fine; send never blocks.

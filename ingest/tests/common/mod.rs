@@ -65,6 +65,8 @@ impl TestApp {
         init_logs();
         let data = tempfile::tempdir().unwrap();
         let mut config = IngestConfig::new(data.path());
+        // Blocks go out at once: tests read ClickHouse right after posting.
+        config.block_max_age = Duration::from_millis(20);
         configure(&mut config);
         let app = App::start(db.clone(), &config).await.unwrap();
         let mut router = ingest::router(app.clone());
@@ -129,8 +131,17 @@ impl TestApp {
         into_response(self.client.get(self.url(path)).send().await.unwrap()).await
     }
 
-    /// Sum of stored XP and number of stored rows.
+    /// Returns once ClickHouse holds every pulse acknowledged so far.
+    pub async fn flush(&self) {
+        tokio::time::timeout(Duration::from_secs(60), self.app.flush())
+            .await
+            .expect("the shipper wrote the log within a minute");
+    }
+
+    /// Sum of stored XP and number of stored rows, once every acknowledged
+    /// pulse is shipped.
     pub async fn stored(&self) -> (u64, u64) {
+        self.flush().await;
         self.db
             .client()
             .query("SELECT sum(xp), count() FROM pulses")
