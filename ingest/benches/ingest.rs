@@ -1,48 +1,60 @@
-//! The ingest benchmark (issue 3): many concurrent keep-alive clients post
-//! Code::Stats pulses to the real router on loopback; pulses/s and latency
-//! are reported next to the raw rate of inserting the same rows into
-//! ClickHouse with `sql::pulses::insert`, in the same run.
+//! The ingest benchmark: keep-alive clients post Code::Stats pulses (3 XP
+//! items each, over 100 tokens) to the real router on loopback, and the
+//! same load generator posts the same bodies to the HTTP floor — a no-op
+//! endpoint on the same server that parses the same JSON and answers 201 —
+//! in the same run, for each number of connections.
 //!
 //! ```sh
-//! cargo bench -p ingest --bench ingest
-//! BENCH_CONNECTIONS=256 BENCH_SECS=20 cargo bench -p ingest --bench ingest
+//! cargo bench -p ingest --bench ingest                  # 64, 256, 1024 connections; 60 s sustained
+//! cargo bench -p ingest --bench ingest -- --long        # sustained for 10 minutes
+//! BENCH_CONNECTIONS=256 BENCH_SUSTAINED_SECS=0 cargo bench -p ingest --bench ingest
 //! ```
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `BENCH_CONNECTIONS` | 128 | concurrent keep-alive connections, one token each |
-//! | `BENCH_SECS` | 10 | measured seconds |
-//! | `BENCH_WARMUP_SECS` | 3 | seconds of load before measuring |
+//! | `BENCH_CONNECTIONS` | `64,256,1024` | connection counts of the comparison |
+//! | `BENCH_SECS` | 10 | measured seconds per phase |
+//! | `BENCH_WARMUP_SECS` | 3 | seconds of load before measuring, per phase |
+//! | `BENCH_SUSTAINED_SECS` | 60 (600 with `--long`) | the sustained run; 0 skips it |
+//! | `BENCH_SUSTAINED_CONNECTIONS` | 256 | connections of the sustained run |
 //!
 //! The database is `t_bench_ingest` on the test suite's ClickHouse
-//! (`sql::testing`), recreated at each run; the baseline writes to
-//! `t_bench_ingest_baseline`. The per-token rate limit is raised (a real
-//! plugin sends one pulse per ~10 s; here every connection sends as fast as
-//! it is answered), so the limiter is on the path but never refuses.
-//! Server, load generator and ClickHouse share the machine's cores.
+//! (`sql::testing`), recreated at each run. The per-token rate limit is
+//! raised (a real plugin sends one pulse per ~10 s; here every connection
+//! sends as fast as it is answered), so the limiter is on the path but never
+//! refuses. Server, load generator and ClickHouse share the machine's cores.
 //!
 //! Exits non-zero when the stored rows are not exactly 3 × the pulses
-//! acknowledged with 201.
+//! acknowledged with 201, or the server counted other than the clients.
 
+use axum::{Router, body::Bytes as AxumBytes, http::StatusCode as AxumStatus, routing::post};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, body::Bytes};
 use hyper_util::rt::TokioIo;
-use ingest::{App, IngestConfig};
-use sql::{Db, pulses::PulseRow};
+use ingest::{App, AppState, IngestConfig, server::RunningServer};
+use sql::Db;
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
     process::ExitCode,
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 /// The XP items of every pulse: 3 languages.
 const XPS: [(&str, u32); 3] = [("Rust", 12), ("Go", 5), ("SQL", 3)];
+/// Tokens (machines) the connections take turns with.
+const TOKENS: usize = 100;
+/// The targets of the issue, shown beside the results.
+const TARGET_RATIO_AT_256: f64 = 0.60;
+const TARGET_P99_AT_256_MS: f64 = 20.0;
 
 struct Settings {
-    connections: usize,
+    connections: Vec<usize>,
     measured: Duration,
     warmup: Duration,
+    sustained: Duration,
+    sustained_connections: usize,
 }
 
 impl Settings {
@@ -55,10 +67,26 @@ impl Settings {
                 Err(_) => default,
             }
         }
+        let long = std::env::args().any(|a| a == "--long");
+        let connections = std::env::var("BENCH_CONNECTIONS")
+            .unwrap_or_else(|_| "64,256,1024".into())
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| panic!("BENCH_CONNECTIONS: {n:?} is not a number"))
+                    .max(1)
+            })
+            .collect();
         Self {
-            connections: var("BENCH_CONNECTIONS", 128).max(1) as usize,
+            connections,
             measured: Duration::from_secs(var("BENCH_SECS", 10).max(1)),
             warmup: Duration::from_secs(var("BENCH_WARMUP_SECS", 3)),
+            sustained: Duration::from_secs(var(
+                "BENCH_SUSTAINED_SECS",
+                if long { 600 } else { 60 },
+            )),
+            sustained_connections: var("BENCH_SUSTAINED_CONNECTIONS", 256).max(1) as usize,
         }
     }
 }
@@ -66,14 +94,44 @@ impl Settings {
 /// What one connection saw.
 #[derive(Default)]
 struct ClientReport {
-    /// 201s over the whole run, warm-up included.
+    /// 201s over the whole phase, warm-up included.
     acked: u64,
-    /// Latencies (µs) of the 201s sent and answered inside the measured window.
-    latencies_us: Vec<u32>,
+    /// (µs since the phase's measuring began when answered, latency in µs)
+    /// of the 201s sent and answered inside the measured window.
+    samples: Vec<(u64, u32)>,
     /// Other answers, by status.
     refused: BTreeMap<u16, u64>,
     /// Connection or protocol errors.
     errors: u64,
+}
+
+/// One phase's load, summed over connections.
+struct Load {
+    acked: u64,
+    samples: Vec<(u64, u32)>,
+    refused: BTreeMap<u16, u64>,
+    errors: u64,
+    cpu: CpuUse,
+}
+
+impl Load {
+    fn per_sec(&self, window: Duration) -> f64 {
+        self.samples.len() as f64 / window.as_secs_f64()
+    }
+
+    fn latencies(&self) -> Vec<u32> {
+        let mut l: Vec<u32> = self.samples.iter().map(|(_, l)| *l).collect();
+        l.sort_unstable();
+        l
+    }
+
+    fn other_answers(&self) -> String {
+        if self.refused.is_empty() && self.errors == 0 {
+            "none".to_owned()
+        } else {
+            format!("{:?}, {} connection errors", self.refused, self.errors)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -95,143 +153,340 @@ async fn run(settings: &Settings) -> Result<(), String> {
     let db = sql::testing::fresh_db("bench_ingest").await;
     let version = db.version().await.map_err(|e| e.to_string())?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let tokens = machines(&db, settings.connections).await;
-
+    let tokens = machines(&db, TOKENS).await;
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut config = IngestConfig::new(data.path());
     config.rate_per_minute = 100_000_000;
     config.rate_burst = 100_000;
-    if let Some(n) = std::env::var("BENCH_INSERTS_IN_FLIGHT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        config.inserts_in_flight = n;
-    }
     let app = App::start(db.clone(), &config)
         .await
         .map_err(|e| e.to_string())?;
-    // The server `codestats serve` runs, with its limits.
-    let server = ingest::server::RunningServer::start(
+    // The server `codestats serve` runs, with its limits; the floor on the
+    // same server code.
+    let server = RunningServer::start(
         ([127, 0, 0, 1], 0).into(),
         ingest::router(app.clone()),
         ingest::server::ServerLimits::default(),
     )
     .await
     .map_err(|e| e.to_string())?;
-    let addr = server.addr;
-
-    let coded_at = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string();
-    let body = serde_json::json!({
-        "coded_at": coded_at,
-        "xps": XPS.iter().map(|(l, xp)| serde_json::json!({"language": l, "xp": xp})).collect::<Vec<_>>(),
-    })
-    .to_string();
-    let body = Bytes::from(body);
-
-    let started = Instant::now();
-    let measure_from = started + settings.warmup;
-    let stop_at = measure_from + settings.measured;
-    let clients: Vec<_> = tokens
-        .into_iter()
-        .map(|token| tokio::spawn(client(addr, token, body.clone(), measure_from, stop_at)))
-        .collect();
-    tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_before = CpuTimes::now();
-    tokio::time::sleep_until(stop_at.into()).await;
-    let cpu = CpuTimes::now().since(&cpu_before);
-    let mut reports = Vec::with_capacity(clients.len());
-    for c in clients {
-        reports.push(c.await.map_err(|e| e.to_string())?);
-    }
-    app.shutdown().await;
-    drop(server);
-
-    let acked: u64 = reports.iter().map(|r| r.acked).sum();
-    let errors: u64 = reports.iter().map(|r| r.errors).sum();
-    let mut refused: BTreeMap<u16, u64> = BTreeMap::new();
-    for r in &reports {
-        for (status, n) in &r.refused {
-            *refused.entry(*status).or_default() += n;
-        }
-    }
-    let mut latencies: Vec<u32> = reports.into_iter().flat_map(|r| r.latencies_us).collect();
-    latencies.sort_unstable();
-    let measured = latencies.len() as u64;
-    let secs = settings.measured.as_secs_f64();
-    let pulses_per_sec = measured as f64 / secs;
-
-    let (rows, xp, batches): (u64, u64, u64) = db
-        .client()
-        .query("SELECT count(), sum(xp), uniqExact(batch_id) FROM pulses")
-        .fetch_one()
-        .await
-        .map_err(|e| e.to_string())?;
-    let xp_per_pulse: u64 = XPS.iter().map(|(_, xp)| u64::from(*xp)).sum();
+    let floor = RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        floor_router(),
+        ingest::server::ServerLimits::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let body = Bytes::from(pulse_body());
 
     println!();
     println!(
-        "ingest: {} keep-alive connections ({} tokens), {} s measured after {} s warm-up, \
-         {} xps per pulse, ClickHouse {version}, {} cores shared by server, clients and ClickHouse",
-        settings.connections,
-        settings.connections,
+        "ingest: {} xps per pulse over {TOKENS} tokens, {} s measured after {} s warm-up per phase, \
+         ClickHouse {version}, {} cores shared by server, clients and ClickHouse; load average before: {}",
+        XPS.len(),
         settings.measured.as_secs(),
         settings.warmup.as_secs(),
-        XPS.len(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-    );
-    row(
-        "load average before the run",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" "),
     );
-    row("pulses/s (201)", format!("{pulses_per_sec:.0}"));
-    row(
-        "rows/s",
-        format!("{:.0}", pulses_per_sec * XPS.len() as f64),
+    println!(
+        "  {:>11} | {:>14} | {:>15} | {:>17} | {:>15} | {:>6} | {:>16} | other answers",
+        "connections",
+        "floor req/s",
+        "floor p50 / p99",
+        "codestats pulses/s",
+        "p50 / p99",
+        "ratio",
+        "CPU codestats",
     );
-    row(
-        "latency p50 / p99 / p99.9 / max",
-        format!(
-            "{} / {} / {} / {} ms",
-            ms(percentile(&latencies, 0.50)),
-            ms(percentile(&latencies, 0.99)),
-            ms(percentile(&latencies, 0.999)),
-            ms(latencies.last().copied().unwrap_or(0)),
-        ),
-    );
-    row(
-        "INSERTs (whole run)",
-        format!(
-            "{batches}, {:.0} rows each on average",
-            rows as f64 / batches.max(1) as f64
-        ),
-    );
-    row(
-        "CPU while measured",
-        format!(
-            "{:.0}% of the machine busy; this process {:.2} cores",
-            cpu.machine_busy * 100.0,
-            cpu.process_cores
-        ),
-    );
-    row(
-        "answers other than 201",
-        if refused.is_empty() && errors == 0 {
-            "none".to_owned()
-        } else {
-            format!("{refused:?}, {errors} connection errors")
-        },
-    );
-    row(
-        "stored rows",
-        format!("{rows} (3 × {acked} acknowledged pulses = {})", 3 * acked),
-    );
+    let mut acked_total = 0;
+    for &connections in &settings.connections {
+        let floor_load = drive(
+            floor.addr,
+            &tokens,
+            &body,
+            connections,
+            settings.warmup,
+            settings.measured,
+        )
+        .await?;
+        let ours = drive(
+            server.addr,
+            &tokens,
+            &body,
+            connections,
+            settings.warmup,
+            settings.measured,
+        )
+        .await?;
+        acked_total += ours.acked;
+        let (fl, ol) = (floor_load.latencies(), ours.latencies());
+        let (fr, or) = (
+            floor_load.per_sec(settings.measured),
+            ours.per_sec(settings.measured),
+        );
+        println!(
+            "  {:>11} | {:>14.0} | {:>6} / {:>6} ms | {:>18.0} | {:>5} / {:>5} ms | {:>5.0}% | {:>3.0}% busy, {:.2} cores | {}",
+            connections,
+            fr,
+            ms(percentile(&fl, 0.50)),
+            ms(percentile(&fl, 0.99)),
+            or,
+            ms(percentile(&ol, 0.50)),
+            ms(percentile(&ol, 0.99)),
+            100.0 * or / fr.max(1.0),
+            ours.cpu.machine_busy * 100.0,
+            ours.cpu.process_cores,
+            ours.other_answers(),
+        );
+        if connections == 256 {
+            let ratio = or / fr.max(1.0);
+            let p99 = f64::from(percentile(&ol, 0.99)) / 1000.0;
+            println!(
+                "  {:>11}   target at 256: ≥ {:.0}% of the floor with p99 < {TARGET_P99_AT_256_MS} ms: {}",
+                "",
+                TARGET_RATIO_AT_256 * 100.0,
+                if ratio >= TARGET_RATIO_AT_256 && p99 < TARGET_P99_AT_256_MS {
+                    "met"
+                } else {
+                    "not met"
+                }
+            );
+        }
+        check_stored(&db, &app, acked_total).await?;
+    }
 
+    if !settings.sustained.is_zero() {
+        let ours = sustained(&db, &app, server.addr, &tokens, &body, settings).await?;
+        acked_total += ours;
+        check_stored(&db, &app, acked_total).await?;
+    }
+
+    let stats = &app.shipper.stats;
+    let (blocks, rows) = (
+        stats.blocks.load(Ordering::Relaxed),
+        stats.rows.load(Ordering::Relaxed),
+    );
+    println!(
+        "  shipper: {blocks} blocks, {:.0} rows per INSERT on average; {} INSERT failures",
+        rows as f64 / blocks.max(1) as f64,
+        stats.failures.load(Ordering::Relaxed),
+    );
+    println!(
+        "  stored rows: 3 × {acked_total} acknowledged pulses, exactly (checked after each phase)"
+    );
+    app.shutdown().await;
+    drop((server, floor, data));
+    Ok(())
+}
+
+/// The HTTP floor: reads and parses the body as ingest does (the same
+/// parser), answers what ingest answers, stores nothing.
+fn floor_router() -> Router {
+    Router::new().route(
+        "/api/my/pulses",
+        post(|body: AxumBytes| async move {
+            let now = chrono::Utc::now().timestamp();
+            match ingest::pulse::parse(&body, now) {
+                Ok(_) => (
+                    AxumStatus::CREATED,
+                    axum::Json(serde_json::json!({"ok": "Great success!"})),
+                ),
+                Err(e) => (
+                    AxumStatus::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"error": e})),
+                ),
+            }
+        }),
+    )
+}
+
+fn pulse_body() -> String {
+    let coded_at = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    serde_json::json!({
+        "coded_at": coded_at,
+        "xps": XPS.iter().map(|(l, xp)| serde_json::json!({"language": l, "xp": xp})).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// `connections` clients post to `addr` for `warmup` + `measured`.
+async fn drive(
+    addr: SocketAddr,
+    tokens: &[String],
+    body: &Bytes,
+    connections: usize,
+    warmup: Duration,
+    measured: Duration,
+) -> Result<Load, String> {
+    let started = Instant::now();
+    let measure_from = started + warmup;
+    let stop_at = measure_from + measured;
+    let clients: Vec<_> = (0..connections)
+        .map(|i| {
+            tokio::spawn(client(
+                addr,
+                tokens[i % tokens.len()].clone(),
+                body.clone(),
+                measure_from,
+                stop_at,
+            ))
+        })
+        .collect();
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_before = CpuTimes::now();
+    tokio::time::sleep_until(stop_at.into()).await;
+    let cpu = CpuTimes::now().since(&cpu_before);
+    let mut load = Load {
+        acked: 0,
+        samples: Vec::new(),
+        refused: BTreeMap::new(),
+        errors: 0,
+        cpu,
+    };
+    for c in clients {
+        let r = c.await.map_err(|e| e.to_string())?;
+        load.acked += r.acked;
+        load.samples.extend(r.samples);
+        load.errors += r.errors;
+        for (status, n) in r.refused {
+            *load.refused.entry(status).or_default() += n;
+        }
+    }
+    Ok(load)
+}
+
+/// The sustained run: codestats alone for `settings.sustained`, reported
+/// per interval (a minute, or 10 s for runs under 3 minutes). Returns the
+/// pulses acknowledged.
+async fn sustained(
+    db: &Db,
+    app: &AppState,
+    addr: SocketAddr,
+    tokens: &[String],
+    body: &Bytes,
+    settings: &Settings,
+) -> Result<u64, String> {
+    let total = settings.sustained;
+    let interval = if total >= Duration::from_secs(180) {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(10)
+    };
+    println!(
+        "sustained: {} connections for {} s, per {} s:",
+        settings.sustained_connections,
+        total.as_secs(),
+        interval.as_secs()
+    );
+    println!(
+        "  {:>6} | {:>10} | {:>15} | {:>12} | {:>14} | {:>13}",
+        "t (s)", "pulses/s", "p50 / p99", "active parts", "log on disk", "rows shipped"
+    );
+    let started = Instant::now();
+    let stop_at = started + total;
+    let clients: Vec<_> = (0..settings.sustained_connections)
+        .map(|i| {
+            tokio::spawn(client(
+                addr,
+                tokens[i % tokens.len()].clone(),
+                body.clone(),
+                started,
+                stop_at,
+            ))
+        })
+        .collect();
+    let mut marks = Vec::new();
+    let mut at = started + interval;
+    while at <= stop_at {
+        tokio::time::sleep_until(at.into()).await;
+        let parts: u64 = db
+            .client()
+            .query(
+                "SELECT count() FROM system.parts \
+                 WHERE database = currentDatabase() AND table = 'pulses' AND active",
+            )
+            .fetch_one()
+            .await
+            .map_err(|e| e.to_string())?;
+        marks.push((
+            parts,
+            app.log.disk_bytes(),
+            app.shipper.stats.rows.load(Ordering::Relaxed),
+        ));
+        at += interval;
+    }
+    let mut samples = Vec::new();
+    let mut acked = 0;
+    let mut other = Load {
+        acked: 0,
+        samples: Vec::new(),
+        refused: BTreeMap::new(),
+        errors: 0,
+        cpu: CpuUse::default(),
+    };
+    for c in clients {
+        let r = c.await.map_err(|e| e.to_string())?;
+        acked += r.acked;
+        samples.extend(r.samples);
+        other.errors += r.errors;
+        for (status, n) in r.refused {
+            *other.refused.entry(status).or_default() += n;
+        }
+    }
+    let step = interval.as_micros() as u64;
+    let mut rates = Vec::new();
+    for (i, (parts, log_bytes, shipped)) in marks.iter().enumerate() {
+        let (from, to) = (i as u64 * step, (i as u64 + 1) * step);
+        let mut l: Vec<u32> = samples
+            .iter()
+            .filter(|(t, _)| (from..to).contains(t))
+            .map(|(_, l)| *l)
+            .collect();
+        l.sort_unstable();
+        let rate = l.len() as f64 / interval.as_secs_f64();
+        rates.push(rate);
+        println!(
+            "  {:>6} | {:>10.0} | {:>5} / {:>5} ms | {:>12} | {:>11} KiB | {:>13}",
+            (i + 1) as u64 * interval.as_secs(),
+            rate,
+            ms(percentile(&l, 0.50)),
+            ms(percentile(&l, 0.99)),
+            parts,
+            log_bytes / 1024,
+            shipped
+        );
+    }
+    if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+        let max_parts = marks.iter().map(|m| m.0).max().unwrap_or(0);
+        println!(
+            "  last interval at {:.0}% of the first (target ≥ 90%); active parts at most {max_parts} (target < 50); other answers: {}",
+            100.0 * last / first.max(1.0),
+            other.other_answers()
+        );
+    }
+    Ok(acked)
+}
+
+/// Everything acknowledged is in ClickHouse, exactly: 3 rows and the XP of
+/// one pulse per acknowledgement, and the server counted the same.
+async fn check_stored(db: &Db, app: &AppState, acked: u64) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(120), app.flush())
+        .await
+        .map_err(|_| "the shipper did not catch up within 2 minutes".to_string())?;
+    let (rows, xp): (u64, u64) = db
+        .client()
+        .query("SELECT count(), sum(xp) FROM pulses")
+        .fetch_one()
+        .await
+        .map_err(|e| e.to_string())?;
+    let xp_per_pulse: u64 = XPS.iter().map(|(_, xp)| u64::from(*xp)).sum();
     if rows != XPS.len() as u64 * acked || xp != xp_per_pulse * acked {
         return Err(format!(
             "stored {rows} rows and {xp} xp, acknowledged {acked} pulses: expected {} rows and {} xp",
@@ -239,51 +494,13 @@ async fn run(settings: &Settings) -> Result<(), String> {
             xp_per_pulse * acked
         ));
     }
-    if measured == 0 {
-        return Err("no pulse was acknowledged in the measured window".into());
-    }
-    let accepted = app
-        .stats
-        .accepted
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let accepted = app.stats.accepted.load(Ordering::Relaxed);
     if accepted != acked {
         return Err(format!(
             "the server counted {accepted} accepted pulses, the clients {acked}"
         ));
     }
-
-    // Baseline: the same rows, straight into ClickHouse.
-    let baseline = sql::testing::fresh_db("bench_ingest_baseline").await;
-    let same = synthetic_rows(rows as usize);
-    let mean_batch = (rows / batches.max(1)).max(1) as usize;
-    let small = insert_rate(&baseline, &same, mean_batch, Some(settings.measured)).await?;
-    let big = insert_rate(&baseline, &same, ingest::commit::MAX_BATCH_ROWS, None).await?;
-    let ingest_rows = pulses_per_sec * XPS.len() as f64;
-    println!(
-        "baseline: sql::pulses::insert of the same {rows} rows, one INSERT at a time, ingest stopped"
-    );
-    row(
-        &format!("{}-row INSERTs", ingest::commit::MAX_BATCH_ROWS),
-        format!(
-            "{:.0} rows/s; ingest reaches {:.1}% of it",
-            big,
-            100.0 * ingest_rows / big
-        ),
-    );
-    row(
-        &format!("{mean_batch}-row INSERTs (ingest's mean)"),
-        format!(
-            "{:.0} rows/s; ingest reaches {:.1}% of it",
-            small,
-            100.0 * ingest_rows / small
-        ),
-    );
-    drop(data);
     Ok(())
-}
-
-fn row(label: &str, value: String) {
-    println!("  {label:<34} {value}");
 }
 
 fn percentile(sorted: &[u32], p: f64) -> u32 {
@@ -298,7 +515,7 @@ fn ms(us: u32) -> String {
     format!("{:.1}", f64::from(us) / 1000.0)
 }
 
-/// One user per 8 machines, one machine (token) per connection.
+/// One user per 8 machines.
 async fn machines(db: &Db, n: usize) -> Vec<String> {
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {
@@ -358,9 +575,10 @@ async fn client(
                 report.acked += 1;
                 if sent >= measure_from && done <= stop_at {
                     let us = done.duration_since(sent).as_micros();
-                    report
-                        .latencies_us
-                        .push(us.min(u128::from(u32::MAX)) as u32);
+                    report.samples.push((
+                        done.duration_since(measure_from).as_micros() as u64,
+                        us.min(u128::from(u32::MAX)) as u32,
+                    ));
                 }
             }
             Ok(status) => *report.refused.entry(status.as_u16()).or_default() += 1,
@@ -386,58 +604,6 @@ async fn connect(
     Ok(sender)
 }
 
-/// `n` rows shaped as the ingest's: 3 languages per pulse, one batch id and
-/// `received_at` per INSERT (set by `insert_rate`).
-fn synthetic_rows(n: usize) -> Vec<PulseRow> {
-    let now = chrono::Utc::now().timestamp() as u32;
-    (0..n)
-        .map(|i| {
-            let (language, xp) = XPS[i % XPS.len()];
-            PulseRow {
-                pulse_id: rand::random(),
-                batch_id: 0,
-                user_id: (i / 24 % 16) as u64 + 1,
-                machine_id: (i / 3 % 128) as u64 + 1,
-                coded_at: now - 5,
-                utc_offset: 120,
-                language: language.to_owned(),
-                xp,
-                received_at: now,
-            }
-        })
-        .collect()
-}
-
-/// Inserts `rows` in INSERTs of `chunk` rows, one after the other, for at
-/// most `limit`; returns rows per second.
-async fn insert_rate(
-    db: &Db,
-    rows: &[PulseRow],
-    chunk: usize,
-    limit: Option<Duration>,
-) -> Result<f64, String> {
-    let started = Instant::now();
-    let mut written = 0usize;
-    for part in rows.chunks(chunk) {
-        let batch_id = rand::random::<u64>();
-        let part: Vec<PulseRow> = part
-            .iter()
-            .map(|r| PulseRow {
-                batch_id,
-                ..r.clone()
-            })
-            .collect();
-        sql::pulses::insert(db, &part)
-            .await
-            .map_err(|e| format!("baseline insert: {e}"))?;
-        written += part.len();
-        if limit.is_some_and(|l| started.elapsed() >= l) {
-            break;
-        }
-    }
-    Ok(written as f64 / started.elapsed().as_secs_f64())
-}
-
 /// CPU use between two readings of /proc (Linux; zeros elsewhere).
 struct CpuTimes {
     machine_busy: u64,
@@ -446,6 +612,7 @@ struct CpuTimes {
     at: Instant,
 }
 
+#[derive(Default)]
 struct CpuUse {
     machine_busy: f64,
     process_cores: f64,
