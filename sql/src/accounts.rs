@@ -68,10 +68,11 @@ pub struct TokenOwner {
 
 /// How long a delete waits between refusing the account's tokens and
 /// deleting its pulses, so no pulse a running `serve` accepted meanwhile
-/// survives: `serve` reloads tokens every 2 s, an accepted pulse waits at
-/// most 10 s in the commit queue and its INSERT at most 5 s, plus a second
-/// of margin. (A pulse that went to the spool instead is dropped at replay
-/// when its machine is deleted, [`deleted_machines`].)
+/// survives: `serve` reloads tokens every 2 s; its shipper leaves out the
+/// pulses of deleted machines ([`deleted_machines`]) right before every
+/// INSERT, and an INSERT runs at most 15 s (ingest's `INSERT_TIMEOUT`)
+/// before it is ended; plus margin. A pulse still in a log when the delete
+/// runs is left out when it is shipped.
 pub const DELETE_SETTLE: std::time::Duration = std::time::Duration::from_secs(18);
 
 const USER_COLUMNS: &str =
