@@ -153,13 +153,28 @@ impl App {
             })
         };
         std::fs::create_dir_all(&config.log_dir).map_err(log_error)?;
-        let state = ship::state::State::load(&config.log_dir).map_err(log_error)?;
+        let mut state = ship::state::State::load(&config.log_dir).map_err(log_error)?;
         let log = log::Log::open(
             &config.log_dir,
             state.shipped,
             config.log_max_bytes,
             config.append_timeout,
         )?;
+        let durable = *log.durable().borrow();
+        if state.shipped > durable || state.intent.is_some_and(|i| i.to > durable) {
+            // The log lost what the state points into (a disk replaced or
+            // restored apart from `shipper.json`): ship from where it ends.
+            tracing::error!(
+                shipped = ?state.shipped,
+                ?durable,
+                intent = ?state.intent,
+                "ingest log: shipper.json points past the log; starting after the log's end"
+            );
+            state = ship::state::State {
+                shipped: state.shipped.min(durable),
+                intent: None,
+            };
+        }
         upgrade::import_spool(&db, &log, &config.legacy_spool_dir).await;
         let stop = tokio_util::sync::CancellationToken::new();
         let (shipper, ship_task) = ship::Shipper::start(

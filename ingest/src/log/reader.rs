@@ -11,7 +11,8 @@ use std::{
 pub struct Cursor {
     dir: PathBuf,
     at: Position,
-    reader: Option<segment::Reader>,
+    /// The open segment and the offset it may be read up to.
+    reader: Option<(segment::Reader, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +51,24 @@ impl Cursor {
                 self.reader = None;
                 continue;
             }
+            // A closed segment is read to its end; the active one only up
+            // to the durable end.
+            let limit = if self.at.segment < until.segment {
+                u64::MAX
+            } else {
+                until.offset
+            };
+            if self.reader.as_ref().is_some_and(|(_, l)| *l < limit) {
+                self.reader = None;
+            }
             let reader = match &mut self.reader {
-                Some(r) => r,
+                Some((r, _)) => r,
                 None => match segment::Reader::open(
                     &segment::path(&self.dir, self.at.segment),
                     self.at.offset,
+                    limit,
                 ) {
-                    Ok(r) => self.reader.insert(r),
+                    Ok(r) => &mut self.reader.insert((r, limit)).0,
                     // A segment that is gone was released or set aside.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         self.skip_segment(until)?;

@@ -58,9 +58,9 @@ pub fn framed_len(payload: &[u8]) -> u64 {
     (FRAME_HEADER_LEN + payload.len()) as u64
 }
 
-/// A segment read from an offset, record by record.
+/// A segment read from an offset, record by record, never past a limit.
 pub struct Reader {
-    file: BufReader<File>,
+    file: BufReader<io::Take<File>>,
     offset: u64,
 }
 
@@ -77,8 +77,10 @@ pub enum Next {
 
 impl Reader {
     /// Opens segment `path` at `offset` (at least [`HEADER_LEN`]; the magic
-    /// is checked either way).
-    pub fn open(path: &Path, offset: u64) -> io::Result<Self> {
+    /// is checked either way), to read no byte at or past `limit`. (Bytes
+    /// past the durable end may still be taken back by a failed write, so
+    /// the shipper never buffers them.)
+    pub fn open(path: &Path, offset: u64, limit: u64) -> io::Result<Self> {
         let mut file = File::open(path)?;
         let mut magic = [0u8; MAGIC.len()];
         file.read_exact(&mut magic)?;
@@ -91,7 +93,7 @@ impl Reader {
         let offset = offset.max(HEADER_LEN);
         io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
         Ok(Self {
-            file: BufReader::with_capacity(256 * 1024, file),
+            file: BufReader::with_capacity(256 * 1024, file.take(limit.saturating_sub(offset))),
             offset,
         })
     }
@@ -148,7 +150,7 @@ pub fn valid_len(path: &Path) -> io::Result<u64> {
     if fs::metadata(path)?.len() < HEADER_LEN {
         return Ok(0);
     }
-    let mut reader = Reader::open(path, HEADER_LEN)?;
+    let mut reader = Reader::open(path, HEADER_LEN, u64::MAX)?;
     loop {
         match reader.read_next()? {
             Next::Record(..) => {}
@@ -204,7 +206,7 @@ mod tests {
     fn records_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let (path, ends) = write_segment(dir.path(), &[b"one", b"two", b"three"]);
-        let mut reader = Reader::open(&path, HEADER_LEN).unwrap();
+        let mut reader = Reader::open(&path, HEADER_LEN, u64::MAX).unwrap();
         assert_eq!(
             reader.read_next().unwrap(),
             Next::Record(b"one".to_vec(), ends[0])

@@ -244,7 +244,8 @@ impl Task {
                 "ingest log: checking the block a previous process was writing"
             );
             self.handle.watermark.resume(intent.received_at);
-            let outcome = match self.read(intent.from, intent.to).await {
+            // Exactly the records it was made of, whatever the block limits.
+            let outcome = match self.read(intent.from, intent.to, true).await {
                 Ok((rows, languages, _)) => {
                     let block = Block {
                         id: intent.block_id,
@@ -270,7 +271,7 @@ impl Task {
         let mut waiting_since: Option<Instant> = None;
         while let Some(until) = self.wait(&mut durable, &mut waiting_since).await {
             let started = Instant::now();
-            let (rows, languages, to) = match self.read(self.state.shipped, until).await {
+            let (rows, languages, to) = match self.read(self.state.shipped, until, false).await {
                 Ok(read) => read,
                 Err(e) => {
                     tracing::error!(error = %e, "ingest log: cannot read; retrying");
@@ -337,12 +338,14 @@ impl Task {
         }
     }
 
-    /// Decodes the records from `from` up to `until` (at most a block's
-    /// worth): their rows, first spellings and the end of the last one.
+    /// Decodes the records from `from` up to `until` (all of them when
+    /// `whole`, else at most a block's worth): their rows, first spellings
+    /// and the end of the last one.
     async fn read(
         &mut self,
         from: Position,
         until: Position,
+        whole: bool,
     ) -> Result<(Vec<PulseRow>, Vec<LanguageRow>, Position), ReadError> {
         let mut cursor = match self.cursor.take() {
             Some(c) if c.position() == from => c,
@@ -350,7 +353,7 @@ impl Task {
         };
         let dir = self.dir.clone();
         let (cursor, read) = tokio::task::spawn_blocking(move || {
-            let read = read_block(&mut cursor, &dir, until);
+            let read = read_block(&mut cursor, &dir, until, whole);
             (cursor, read)
         })
         .await
@@ -566,16 +569,18 @@ fn stamp(mut rows: Vec<PulseRow>, id: u64, received_at: u32) -> Vec<PulseRow> {
     rows
 }
 
-/// Reads a block's worth of records with `cursor`, up to `until`.
+/// Reads a block's worth of records (every one when `whole`) with
+/// `cursor`, up to `until`.
 fn read_block(
     cursor: &mut Cursor,
     dir: &std::path::Path,
     until: Position,
+    whole: bool,
 ) -> Result<(Vec<PulseRow>, Vec<LanguageRow>, Position), ReadError> {
     let mut rows = Vec::new();
     let mut languages = Vec::new();
     let mut bytes = 0u64;
-    while rows.len() < MAX_BLOCK_ROWS && bytes < MAX_BLOCK_LOG_BYTES {
+    while whole || (rows.len() < MAX_BLOCK_ROWS && bytes < MAX_BLOCK_LOG_BYTES) {
         match cursor.next(until) {
             Ok(Some((payload, _))) => {
                 bytes += payload.len() as u64;
