@@ -38,7 +38,7 @@ pub async fn healthz(State(app): State<AppState>) -> Result<Json<Health>, AppErr
             retry_after_secs: 30,
         });
     }
-    if log.disk_bytes() >= log.max_bytes() {
+    if log.full() {
         return Err(AppError::Unavailable {
             message: "the ingest log is full",
             retry_after_secs: 30,

@@ -109,15 +109,18 @@ fn write_group(active: &mut Active, group: Vec<Append>, shared: &Shared, buf: &m
         .saturating_sub(shared.disk_bytes.load(Ordering::Relaxed));
     let mut size = 0;
     let mut accepted = Vec::with_capacity(group.len());
+    let mut refused = false;
     for a in group {
         let framed = segment::framed_len(&a.payload);
         if size + framed + segment::HEADER_LEN > room {
+            refused = true;
             let _ = a.done.send(Err(AppendError::Full));
         } else {
             size += framed;
             accepted.push(a);
         }
     }
+    shared.full.store(refused, Ordering::Relaxed);
     if accepted.is_empty() {
         return;
     }

@@ -79,6 +79,9 @@ pub(crate) struct Shared {
     segment_bytes: u64,
     /// A write could not be taken back: every append is refused.
     failed: std::sync::atomic::AtomicBool,
+    /// The last group had appends refused for the cap; cleared by a
+    /// group that fits and by a release.
+    full: std::sync::atomic::AtomicBool,
 }
 
 /// Handle on the log; cheap to clone.
@@ -114,6 +117,7 @@ impl Log {
             max_bytes,
             segment_bytes,
             failed: std::sync::atomic::AtomicBool::new(false),
+            full: std::sync::atomic::AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stopped_tx, stopped_rx) = oneshot::channel();
@@ -180,6 +184,12 @@ impl Log {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
+    /// Whether appends are refused for the cap (until the shipper releases
+    /// segments).
+    pub fn full(&self) -> bool {
+        self.shared.full.load(Ordering::Relaxed)
+    }
+
     /// Deletes the segments wholly before `shipped` (ClickHouse holds their
     /// records). The segment `shipped` is in stays.
     pub fn release(&self, shipped: Position) -> io::Result<()> {
@@ -191,6 +201,7 @@ impl Log {
             let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             fs::remove_file(&path)?;
             self.shared.disk_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.shared.full.store(false, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -349,12 +360,14 @@ mod tests {
         }
         let (i, e) = refused.expect("the cap refuses appends");
         assert_eq!(e, AppendError::Full);
+        assert!(log.full());
         assert!((20..=26).contains(&i), "refused after {i} records");
         assert!(last.segment >= 4, "rolled into {} segments", last.segment);
         assert!(log.disk_bytes() <= 256 * 1024);
         // Releasing everything before the last segment makes room again.
         log.release(last).unwrap();
         assert_eq!(segment::list(dir.path()).unwrap(), vec![last.segment]);
+        assert!(!log.full());
         assert!(log.append(record.clone()).await.is_ok());
         log.close().await;
     }

@@ -193,7 +193,9 @@ impl Shipper {
             if *shipped.borrow_and_update() >= until {
                 return;
             }
-            self.hurry.notify_one();
+            // Wakes the shipper if it waits for a block to fill; if it is
+            // busy, the next round asks again.
+            self.hurry.notify_waiters();
             tokio::select! {
                 changed = shipped.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -332,7 +334,7 @@ impl Task {
             tokio::select! {
                 _ = durable.changed() => {}
                 () = tokio::time::sleep_until(since + self.max_age) => {}
-                () = self.handle.hurry.notified() => return Some(end),
+                () = self.handle.hurry.notified() => return Some(*durable.borrow_and_update()),
                 () = self.stop.cancelled() => {}
             }
         }
