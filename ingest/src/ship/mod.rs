@@ -68,8 +68,8 @@ pub const BLOCK_TRIGGER_BYTES: u64 = 2 << 20;
 /// Longest the oldest waiting record waits before its block is written
 /// (the default of `IngestConfig::block_max_age`).
 pub const MAX_BLOCK_AGE: Duration = Duration::from_secs(1);
-/// Longest one INSERT (or one check after a failure) may take before the
-/// block is treated as in doubt.
+/// Longest one INSERT may run before it is ended with `KILL QUERY` (and
+/// one check after a failure before it is given up and asked again).
 pub const INSERT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pauses between attempts while ClickHouse fails: from the first to the
 /// last, doubling.
@@ -247,25 +247,29 @@ impl Task {
             );
             self.handle.watermark.resume(intent.received_at);
             // Exactly the records it was made of, whatever the block limits.
-            let outcome = match self.read(intent.from, intent.to, true).await {
-                Ok((rows, languages, _)) => {
-                    let block = Block {
-                        id: intent.block_id,
-                        received_at: intent.received_at,
-                        rows: stamp(rows, intent.block_id, intent.received_at),
-                        languages,
-                        from: intent.from,
-                        to: intent.to,
-                        full: false,
-                    };
-                    self.write(&block, false).await
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "ingest log: cannot read the block in doubt");
-                    return;
+            let mut pause = RETRY_FIRST;
+            let block = loop {
+                match self.read(intent.from, intent.to, true).await {
+                    Ok((rows, languages, _)) => {
+                        break Block {
+                            id: intent.block_id,
+                            received_at: intent.received_at,
+                            rows: stamp(rows, intent.block_id, intent.received_at),
+                            languages,
+                            from: intent.from,
+                            to: intent.to,
+                            full: false,
+                        };
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "ingest log: cannot read the block in doubt; retrying");
+                        if self.pause(&mut pause).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             };
-            if outcome.is_err() {
+            if self.write(&block, false).await.is_err() {
                 return;
             }
         }
@@ -418,16 +422,11 @@ impl Task {
         let mut pause = RETRY_FIRST;
         loop {
             if absent {
-                match tokio::time::timeout(INSERT_TIMEOUT, self.insert(block, stage)).await {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(e)) => tracing::warn!(
+                match self.attempt(block, stage, &query_id).await? {
+                    Ok(()) => return Ok(()),
+                    Err(e) => tracing::warn!(
                         error = %e, block_id = block.id, ?stage,
                         "ingest log: insert failed; checking what landed"
-                    ),
-                    Err(_) => tracing::warn!(
-                        block_id = block.id,
-                        ?stage,
-                        "ingest log: insert timed out; ending it"
                     ),
                 }
                 self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -453,6 +452,45 @@ impl Task {
                 Err(_) => absent = false,
             }
             self.pause(&mut pause).await?;
+        }
+    }
+
+    /// One INSERT of `stage`. Past [`INSERT_TIMEOUT`] it is ended with
+    /// `KILL QUERY` (again every [`RETRY_LAST`]) but its request is kept
+    /// open until ClickHouse answers it or the connection breaks: a request
+    /// dropped unanswered might still be started by a slow server after
+    /// the check that follows, and land twice.
+    async fn attempt(
+        &self,
+        block: &Block,
+        stage: Stage,
+        query_id: &str,
+    ) -> Result<sql::Result<()>, Stopped> {
+        let insert = self.insert(block, stage);
+        tokio::pin!(insert);
+        let mut kill_at = Instant::now() + INSERT_TIMEOUT;
+        // On shutdown an INSERT under way may finish within the drain time.
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                outcome = &mut insert => return Ok(outcome),
+                () = tokio::time::sleep_until(kill_at) => {
+                    tracing::warn!(block_id = block.id, ?stage, "ingest log: insert too slow; ending it");
+                    if let Err(e) = sql::blocks::kill(&self.db, query_id).await {
+                        tracing::debug!(error = %e, "ingest log: cannot end a slow insert yet");
+                    }
+                    kill_at = Instant::now() + RETRY_LAST;
+                }
+                () = self.stop.cancelled(), if give_up_at.is_none() => {
+                    give_up_at = Some(
+                        self.drain_until
+                            .unwrap_or_else(|| Instant::now() + SHUTDOWN_DRAIN),
+                    );
+                }
+                () = tokio::time::sleep_until(give_up_at.unwrap_or(kill_at)), if give_up_at.is_some() => {
+                    return Err(Stopped);
+                }
+            }
         }
     }
 
