@@ -43,6 +43,9 @@ pub struct IngestConfig {
     /// Longest the oldest logged pulse waits before its block is written
     /// to ClickHouse (`ship::MAX_BLOCK_AGE`).
     pub block_max_age: Duration,
+    /// Longest a block's INSERT runs before it is ended
+    /// (`ship::INSERT_TIMEOUT`).
+    pub insert_timeout: Duration,
     /// Where batches of versions before the log waited (`DATA_DIR/spool`),
     /// moved into the log at start.
     pub legacy_spool_dir: PathBuf,
@@ -66,6 +69,7 @@ impl IngestConfig {
             log_dir: data_dir.join("log"),
             log_max_bytes: log::MAX_LOG_BYTES,
             block_max_age: ship::MAX_BLOCK_AGE,
+            insert_timeout: ship::INSERT_TIMEOUT,
             legacy_spool_dir: data_dir.join("spool"),
             rate_per_minute: limits::DEFAULT_RATE_PER_MINUTE,
             rate_burst: limits::DEFAULT_RATE_BURST,
@@ -182,6 +186,7 @@ impl App {
             log.clone(),
             state,
             config.block_max_age,
+            config.insert_timeout,
             stop.clone(),
         );
         let mut tasks = vec![ship_task];

@@ -108,7 +108,8 @@ impl LocalServerConfig {
         self.dir.join("config.xml")
     }
 
-    fn pid_path(&self) -> PathBuf {
+    /// Where the running server's pid is kept.
+    pub fn pid_path(&self) -> PathBuf {
         self.dir.join("server.pid")
     }
 

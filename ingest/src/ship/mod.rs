@@ -138,6 +138,8 @@ pub struct ShipStats {
     pub failures: AtomicU64,
     /// Blocks found already in ClickHouse after a failure or a restart.
     pub found_landed: AtomicU64,
+    /// INSERTs still running at the insert timeout, ended with `KILL QUERY`.
+    pub slow_inserts: AtomicU64,
 }
 
 /// What the rest of the process sees of the shipper.
@@ -150,12 +152,14 @@ pub struct Shipper {
 }
 
 impl Shipper {
-    /// Starts shipping `log` from `state` (`State::load` of the log dir).
+    /// Starts shipping `log` from `state` (`State::load` of the log dir):
+    /// blocks at most `max_age` old, INSERTs ended past `insert_timeout`.
     pub fn start(
         db: Db,
         log: Log,
         state: State,
         max_age: Duration,
+        insert_timeout: Duration,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (shipped_tx, shipped) = watch::channel(state.shipped);
@@ -172,6 +176,7 @@ impl Shipper {
             log,
             state,
             max_age,
+            insert_timeout,
             stop,
             drain_until: None,
             shipped: shipped_tx,
@@ -232,6 +237,7 @@ struct Task {
     cursor: Option<Cursor>,
     state: State,
     max_age: Duration,
+    insert_timeout: Duration,
     stop: CancellationToken,
     drain_until: Option<Instant>,
     shipped: watch::Sender<Position>,
@@ -436,7 +442,7 @@ impl Task {
                 sql::blocks::kill(&self.db, &query_id).await?;
                 self.landed(block, stage).await
             };
-            match tokio::time::timeout(INSERT_TIMEOUT, check).await {
+            match tokio::time::timeout(self.insert_timeout, check).await {
                 Ok(Ok(true)) => {
                     self.handle
                         .stats
@@ -455,7 +461,7 @@ impl Task {
         }
     }
 
-    /// One INSERT of `stage`. Past [`INSERT_TIMEOUT`] it is ended with
+    /// One INSERT of `stage`. Past the insert timeout it is ended with
     /// `KILL QUERY` (again every [`RETRY_LAST`]) but its request is kept
     /// open until ClickHouse answers it or the connection breaks: a request
     /// dropped unanswered might still be started by a slow server after
@@ -468,16 +474,27 @@ impl Task {
     ) -> Result<sql::Result<()>, Stopped> {
         let insert = self.insert(block, stage);
         tokio::pin!(insert);
-        let mut kill_at = Instant::now() + INSERT_TIMEOUT;
+        let mut kill_at = Instant::now() + self.insert_timeout;
+        let mut kills = tokio::task::JoinSet::new();
         // On shutdown an INSERT under way may finish within the drain time.
         let mut give_up_at: Option<Instant> = None;
         loop {
             tokio::select! {
                 outcome = &mut insert => return Ok(outcome),
                 () = tokio::time::sleep_until(kill_at) => {
-                    tracing::warn!(block_id = block.id, ?stage, "ingest log: insert too slow; ending it");
-                    if let Err(e) = sql::blocks::kill(&self.db, query_id).await {
-                        tracing::debug!(error = %e, "ingest log: cannot end a slow insert yet");
+                    if kills.is_empty() {
+                        tracing::warn!(block_id = block.id, ?stage, "ingest log: insert too slow; ending it");
+                        self.handle.stats.slow_inserts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The KILL runs beside the INSERT, which is still awaited.
+                    while kills.try_join_next().is_some() {}
+                    if kills.is_empty() {
+                        let (db, query_id) = (self.db.clone(), query_id.to_owned());
+                        kills.spawn(async move {
+                            if let Err(e) = sql::blocks::kill(&db, &query_id).await {
+                                tracing::debug!(error = %e, "ingest log: cannot end a slow insert yet");
+                            }
+                        });
                     }
                     kill_at = Instant::now() + RETRY_LAST;
                 }
