@@ -10,6 +10,11 @@ mod store;
 
 use clap::Parser;
 
+/// mimalloc: the request path allocates small, short-lived objects on many
+/// threads (BENCHMARKS.md, "Ingest").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     logging::init(

@@ -41,6 +41,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The XP items of every pulse: 3 languages.
 const XPS: [(&str, u32); 3] = [("Rust", 12), ("Go", 5), ("SQL", 3)];
 /// Tokens (machines) the connections take turns with.

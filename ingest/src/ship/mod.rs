@@ -43,6 +43,7 @@ use crate::log::{
 use sql::{Db, languages::LanguageRow, pulses::PulseRow};
 use state::{Intent, State};
 use std::{
+    borrow::Cow,
     collections::HashSet,
     path::PathBuf,
     sync::{
@@ -513,7 +514,7 @@ impl Task {
 
     /// The block's rows whose machine is not deleted: a machine deleted
     /// while its pulses waited here loses them, as its stored ones.
-    async fn live_rows(&self, block: &Block) -> sql::Result<Vec<PulseRow>> {
+    async fn live_rows<'b>(&self, block: &'b Block) -> sql::Result<Cow<'b, [PulseRow]>> {
         let mut machines: Vec<u64> = block.rows.iter().map(|r| r.machine_id).collect();
         machines.sort_unstable();
         machines.dedup();
@@ -521,12 +522,17 @@ impl Task {
             .await?
             .into_iter()
             .collect();
-        Ok(block
-            .rows
-            .iter()
-            .filter(|r| !deleted.contains(&r.machine_id))
-            .cloned()
-            .collect())
+        if deleted.is_empty() {
+            return Ok(Cow::Borrowed(&block.rows));
+        }
+        Ok(Cow::Owned(
+            block
+                .rows
+                .iter()
+                .filter(|r| !deleted.contains(&r.machine_id))
+                .cloned()
+                .collect(),
+        ))
     }
 
     async fn insert(&self, block: &Block, stage: Stage) -> sql::Result<()> {
@@ -557,7 +563,7 @@ impl Task {
         match stage {
             Stage::Pulses => {
                 let mut users: Vec<u64> = Vec::new();
-                for row in &rows {
+                for row in rows.iter() {
                     if !users.contains(&row.user_id) {
                         users.push(row.user_id);
                         if users.len() == LANDED_SAMPLE_USERS {
