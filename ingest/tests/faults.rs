@@ -6,18 +6,14 @@
 
 mod common;
 
-use common::{TestApp, eventually};
+use common::{TestApp, eventually, own_clickhouse};
 use ingest::{
     log::{Position, reader::Cursor, segment},
     ship::state::{Intent, State},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sql::{
-    Db,
-    local_server::{LocalServer, LocalServerConfig},
-    pulses::PulseRow,
-};
+use sql::{Db, local_server::LocalServer, pulses::PulseRow};
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -30,24 +26,6 @@ use std::{
 
 /// A pulse: its machine's name and its `coded_at`, unique per machine.
 type Key = (String, u32);
-
-/// A ClickHouse of this test's own, which it may kill and start again,
-/// migrated, and a client of its default database.
-async fn own_clickhouse(dir: &Path) -> (LocalServerConfig, LocalServer, Db) {
-    let mut config = LocalServerConfig::for_data_dir(dir);
-    config.http_port = sql::testing::free_port();
-    config.tcp_port = sql::testing::free_port();
-    let server = LocalServer::start(config.clone()).await.unwrap();
-    let db = Db::new(
-        &config.url(),
-        &config
-            .clickhouse_config(sql::config::DEFAULT_DATABASE)
-            .unwrap(),
-    )
-    .unwrap();
-    sql::migrate::migrate(&db).await.unwrap();
-    (config, server, db)
-}
 
 /// The body of a pulse of `xp` in Rust coded at `coded_at` (Unix seconds).
 fn pulse(coded_at: i64, xp: u64) -> Value {

@@ -13,27 +13,12 @@ use nix::{
 };
 use reqwest::StatusCode;
 use serde_json::json;
-use sql::{
-    Db,
-    local_server::{LocalServer, LocalServerConfig},
-};
 use std::{collections::HashMap, sync::atomic::Ordering, time::Duration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_insert_stalled_past_its_timeout_is_ended_and_lands_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = LocalServerConfig::for_data_dir(dir.path());
-    config.http_port = sql::testing::free_port();
-    config.tcp_port = sql::testing::free_port();
-    let server = LocalServer::start(config.clone()).await.unwrap();
-    let db = Db::new(
-        &config.url(),
-        &config
-            .clickhouse_config(sql::config::DEFAULT_DATABASE)
-            .unwrap(),
-    )
-    .unwrap();
-    sql::migrate::migrate(&db).await.unwrap();
+    let (config, server, db) = common::own_clickhouse(dir.path()).await;
     let app = TestApp::with_config(db.clone(), |c| {
         c.rate_per_minute = 1_000_000;
         c.insert_timeout = Duration::from_millis(300);

@@ -74,3 +74,48 @@ async fn only_changed_users_are_rebuilt() {
             .exists()
     );
 }
+
+/// A block formed long ago that lands only now (ClickHouse was away for two
+/// hours) is still picked up: incremental runs read `received_at` from
+/// where the last one stopped up to ingest's insertion watermark, which the
+/// block in flight held back. No dirty mark helps here: the process that
+/// acknowledged the pulses is not this one.
+#[tokio::test]
+async fn a_block_that_lands_late_is_seen_by_the_next_incremental_run() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+    let db = test_db!();
+    let user = sql::accounts::add_user(&db, "late", "", false)
+        .await
+        .unwrap();
+    let (machine, _) = sql::accounts::add_machine(&db, "late", "m").await.unwrap();
+    let now = chrono::Utc::now().timestamp() as u32;
+    let formed = now - 2 * 3600;
+    // The block in flight since `formed` holds the watermark there.
+    let watermark = Arc::new(AtomicU32::new(formed));
+    let out = tempfile::tempdir().unwrap();
+    let site = out.path().join("site");
+    let held = watermark.clone();
+    let rollups = Rollups::new(db.clone(), builder::Builder::new(&site).unwrap())
+        .with_watermark(Arc::new(move || held.load(Ordering::SeqCst)));
+    assert!(rollups.run(Scope::Incremental).await.unwrap().full);
+    let quiet = rollups.run(Scope::Incremental).await.unwrap();
+    assert_eq!(quiet.profiles, 0);
+
+    // It lands, two hours after it was formed; the watermark moves on.
+    let mut late = pulse(user.user_id, machine.machine_id, 42);
+    late.received_at = formed;
+    late.coded_at = formed - 60;
+    sql::blocks::insert_unshipped(&db, &[late]).await.unwrap();
+    watermark.store(now, Ordering::SeqCst);
+    let next = rollups.run(Scope::Incremental).await.unwrap();
+    assert!(!next.full);
+    assert_eq!(next.profiles, 1);
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(site.join(builder::paths::api_user_file("late"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["total_xp"], 42);
+}

@@ -204,3 +204,29 @@ pub fn init_logs() {
         )
         .try_init();
 }
+
+/// A ClickHouse of the test's own, which it may kill, stop and start again,
+/// migrated, and a client of its default database.
+pub async fn own_clickhouse(
+    dir: &std::path::Path,
+) -> (
+    sql::local_server::LocalServerConfig,
+    sql::local_server::LocalServer,
+    Db,
+) {
+    let mut config = sql::local_server::LocalServerConfig::for_data_dir(dir);
+    config.http_port = sql::testing::free_port();
+    config.tcp_port = sql::testing::free_port();
+    let server = sql::local_server::LocalServer::start(config.clone())
+        .await
+        .unwrap();
+    let db = Db::new(
+        &config.url(),
+        &config
+            .clickhouse_config(sql::config::DEFAULT_DATABASE)
+            .unwrap(),
+    )
+    .unwrap();
+    sql::migrate::migrate(&db).await.unwrap();
+    (config, server, db)
+}
