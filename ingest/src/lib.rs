@@ -15,7 +15,7 @@ pub mod rate;
 pub mod server;
 pub mod ship;
 pub mod tokens;
-mod upgrade;
+pub mod upgrade;
 pub mod visibility;
 
 use axum::{
@@ -47,7 +47,7 @@ pub struct IngestConfig {
     /// (`ship::INSERT_TIMEOUT`).
     pub insert_timeout: Duration,
     /// Where batches of versions before the log waited (`DATA_DIR/spool`),
-    /// moved into the log at start.
+    /// shipped at start.
     pub legacy_spool_dir: PathBuf,
     /// `CODESTATS_RATE_PER_MINUTE`: sustained pulses per minute per token.
     pub rate_per_minute: u32,
@@ -140,9 +140,9 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    /// Loads tokens and languages, opens the log (moving a legacy spool
-    /// into it) and starts the appender, the shipper, the token refresher
-    /// and the live feed's hub.
+    /// Loads tokens and languages, opens the log and starts the appender,
+    /// the shipper (which first ships a legacy spool, if any), the token
+    /// refresher and the live feed's hub.
     pub async fn start(db: Db, config: &IngestConfig) -> Result<AppState, StartError> {
         let tokens = Arc::new(tokens::Tokens::default());
         tokens.refresh(&db).await?;
@@ -179,7 +179,6 @@ impl App {
                 intent: None,
             };
         }
-        upgrade::import_spool(&db, &log, &config.legacy_spool_dir).await;
         let stop = tokio_util::sync::CancellationToken::new();
         let (shipper, ship_task) = ship::Shipper::start(
             db.clone(),
@@ -187,6 +186,7 @@ impl App {
             state,
             config.block_max_age,
             config.insert_timeout,
+            upgrade::pending(&config.legacy_spool_dir),
             stop.clone(),
         );
         let mut tasks = vec![ship_task];

@@ -1,95 +1,71 @@
-//! Moving the spool of versions before the log into the log, once, at start.
+//! The spool of versions before the log, shipped once at start.
 //!
 //! Those versions wrote a batch that ClickHouse did not take to
-//! `DATA_DIR/spool/batch-*.json` (one batch id and `received_at` per file).
-//! Each such batch is looked up in ClickHouse: there already (its INSERT
-//! landed after all), the file is deleted; absent, its pulses are appended
-//! to the log, then the file is deleted. While ClickHouse cannot be asked,
-//! the files stay for the next start.
+//! `DATA_DIR/spool/batch-*.json`: one batch id and `received_at` per file,
+//! its INSERT possibly landed after all. The shipper takes each file as a
+//! block of its own (`ship::Task::ship_legacy`): already in ClickHouse
+//! under the batch id (the old INSERT landed), the file is deleted;
+//! otherwise it is written as a block whose id is derived from the batch
+//! id, with the same exactly-once steps as any block, and then deleted.
+//! The derived id is the same at every start, so a crash anywhere in
+//! between never writes a batch twice.
 
-use crate::log::{Log, record::Record};
 use serde::Deserialize;
-use sql::{Db, languages::LanguageRow, pulses::PulseRow};
-use std::path::{Path, PathBuf};
+use sql::{languages::LanguageRow, pulses::PulseRow};
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
-#[derive(Deserialize)]
-struct Batch {
-    batch_id: u64,
-    received_at: u32,
-    pulses: Vec<PulseRow>,
-    languages: Vec<LanguageRow>,
+#[derive(Debug, Deserialize)]
+pub struct LegacyBatch {
+    pub batch_id: u64,
+    pub received_at: u32,
+    pub pulses: Vec<PulseRow>,
+    pub languages: Vec<LanguageRow>,
 }
 
-pub async fn import_spool(db: &Db, log: &Log, dir: &Path) {
+impl LegacyBatch {
+    /// The id the batch is written under by this version: never an id the
+    /// old version gave (those are the batch ids themselves).
+    pub fn block_id(&self) -> u64 {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("legacy spool batch {}", self.batch_id));
+        u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+    }
+}
+
+/// The spooled batch files in `dir`, oldest first; half-written ones (a
+/// crash while spooling: never acknowledged) are deleted.
+pub fn pending(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "tmp"))
-        .collect();
+    let mut files = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => files.push(path),
+            Some("tmp") => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
     files.sort();
-    for path in files {
-        if path.extension().is_some_and(|e| e == "tmp") {
-            // Half-written by a crash: never acknowledged.
-            let _ = std::fs::remove_file(&path);
-            continue;
-        }
-        match import(db, log, &path).await {
-            Ok(outcome) => {
-                tracing::info!(file = %path.display(), outcome, "legacy spool batch moved");
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::error!(error = %e, file = %path.display(), "cannot delete a moved spool batch");
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, file = %path.display(), "legacy spool kept for the next start");
-                return;
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
+    files
 }
 
-async fn import(db: &Db, log: &Log, path: &Path) -> Result<&'static str, ImportError> {
-    let batch: Batch = serde_json::from_slice(&std::fs::read(path)?)?;
-    let mut users: Vec<u64> = batch.pulses.iter().map(|p| p.user_id).collect();
-    users.sort_unstable();
-    users.dedup();
-    users.truncate(8);
-    if !batch.pulses.is_empty()
-        && sql::blocks::pulses_landed(db, batch.batch_id, batch.received_at, &users).await?
-    {
-        return Ok("already in clickhouse");
-    }
-    let rows = batch
-        .pulses
-        .into_iter()
-        .map(|p| PulseRow {
-            batch_id: 0,
-            received_at: 0,
-            ..p
-        })
-        .collect();
-    let record = Record {
-        rows,
-        languages: batch.languages,
-    };
-    log.append(record.encode())
-        .await
-        .map_err(ImportError::Log)?;
-    Ok("appended to the log")
+pub fn read(path: &Path) -> io::Result<LegacyBatch> {
+    serde_json::from_slice(&std::fs::read(path)?).map_err(io::Error::other)
 }
 
-#[derive(Debug, thiserror::Error)]
-enum ImportError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error("unreadable spool batch: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error(transparent)]
-    Store(#[from] sql::Error),
-    #[error(transparent)]
-    Log(crate::log::AppendError),
+/// Deletes a shipped batch file durably; the spool directory goes with
+/// its last file.
+pub fn remove(path: &Path) -> io::Result<()> {
+    std::fs::remove_file(path)?;
+    if let Some(dir) = path.parent() {
+        crate::log::segment::sync_dir(dir)?;
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
 }

@@ -455,17 +455,20 @@ async fn legacy_spool_batches_are_imported_once() {
 
     let data = tempfile::tempdir().unwrap();
     let spool = data.path().join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    for (batch_id, received_at, pulses) in [&landed, &lost, &other] {
-        let file = spool.join(format!("batch-{received_at:010}-{batch_id:016x}.json"));
-        let body = json!({
-            "batch_id": batch_id,
-            "received_at": received_at,
-            "pulses": pulses,
-            "languages": [],
-        });
-        std::fs::write(file, body.to_string()).unwrap();
-    }
+    let write_spool = || {
+        std::fs::create_dir_all(&spool).unwrap();
+        for (batch_id, received_at, pulses) in [&landed, &lost, &other] {
+            let file = spool.join(format!("batch-{received_at:010}-{batch_id:016x}.json"));
+            let body = json!({
+                "batch_id": batch_id,
+                "received_at": received_at,
+                "pulses": pulses,
+                "languages": [],
+            });
+            std::fs::write(file, body.to_string()).unwrap();
+        }
+    };
+    write_spool();
     let app = TestApp::with_config(db.clone(), |c| c.legacy_spool_dir = spool.clone()).await;
     // Each batch once: 3 × 1 + 3 × 10 + 3 × 100.
     assert_eq!(app.stored().await, (333, 9));
@@ -474,6 +477,14 @@ async fn legacy_spool_batches_are_imported_once() {
         std::fs::read_dir(&spool).map_or(true, |mut d| d.next().is_none()),
         "spool files left"
     );
+
+    // The files back, as if the process had stopped after shipping them
+    // but before deleting them: shipped again, nothing is written twice.
+    stop_app(app).await;
+    write_spool();
+    let again = TestApp::with_config(db.clone(), |c| c.legacy_spool_dir = spool.clone()).await;
+    assert_eq!(again.stored().await, (333, 9));
+    sql::testing::assert_xp_consistent(&db).await;
 }
 
 /// The log position after each record from `from` up to `until`.

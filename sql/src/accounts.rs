@@ -206,6 +206,13 @@ fn deleted(mut machine: Machine) -> Machine {
     machine
 }
 
+/// Deletes the pulses (and their hourly aggregates) of a deleted machine
+/// again: ingest's shipper calls it when a block of that machine may have
+/// landed after the delete ran.
+pub async fn delete_machine_rows(db: &Db, machine_id: u64) -> Result<()> {
+    delete_pulses(db, "machine_id", machine_id).await
+}
+
 /// Deletes the pulses (and their hourly aggregates) whose `column`, a
 /// column name from code, is `id`.
 async fn delete_pulses(db: &Db, column: &str, id: u64) -> Result<()> {

@@ -171,14 +171,22 @@ pub async fn pulses_landed(
 
 /// Whether block `block_id`'s `xp_hourly` INSERT landed (its marker is there).
 pub async fn xp_landed(db: &Db, block_id: u64, received_at: u32) -> Result<bool> {
+    // Its whole key: one point in the primary key.
+    let marker = marker(block_id, received_at);
     let found: u64 = db
         .client()
         .query(
-            "SELECT count() FROM xp_hourly WHERE user_id = 0 AND machine_id = ? \
-             AND received_month = ? AND marker > 0",
+            "SELECT count() FROM xp_hourly WHERE user_id = 0 AND local_date = toDate(?) \
+             AND local_hour = 0 AND machine_id = ? AND received_month = ? AND marker > 0",
+        )
+        .bind(
+            chrono::DateTime::from_timestamp(i64::from(marker.local_date) * 86_400, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d")
+                .to_string(),
         )
         .bind(block_id)
-        .bind(month_of(received_at))
+        .bind(marker.received_month)
         .fetch_one()
         .await?;
     Ok(found > 0)

@@ -19,7 +19,8 @@ impl Users<'_> {
     /// A `WHERE` condition on `user_id` and the values to bind to it.
     fn condition(&self) -> (String, Vec<u64>) {
         match self {
-            Users::All => ("1".to_owned(), vec![]),
+            // Not the block markers of `xp_hourly` (user 0).
+            Users::All => ("user_id != 0".to_owned(), vec![]),
             Users::Only(ids) => (
                 format!("user_id IN ({})", placeholders(ids.len())),
                 if ids.is_empty() {

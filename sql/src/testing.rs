@@ -226,8 +226,8 @@ pub async fn assert_xp_consistent(db: &Db) {
         .query(
             "SELECT user_id, toDate(coded_at + utc_offset * 60, 'UTC') AS d, \
              toUInt8(toHour(coded_at + utc_offset * 60, 'UTC')) AS h, machine_id, language, \
-             toUInt64(sum(xp)) FROM pulses GROUP BY user_id, d, h, machine_id, language \
-             ORDER BY user_id, d, h, machine_id, language",
+             toUInt64(sum(xp)) AS x FROM pulses GROUP BY user_id, d, h, machine_id, language \
+             HAVING x > 0 ORDER BY user_id, d, h, machine_id, language",
         )
         .fetch_all()
         .await
@@ -251,16 +251,22 @@ pub async fn assert_xp_consistent(db: &Db) {
     for (x, p) in from_xp.iter().zip(&from_pulses) {
         assert_eq!(x, p, "xp_hourly differs from pulses");
     }
-    let (blocks, markers): (u64, u64) = db
+    let (blocks, markers, most): (u64, u64, u64) = db
         .client()
         .query(
             "SELECT (SELECT uniqExact(batch_id) FROM pulses), \
-             (SELECT count() FROM xp_hourly WHERE user_id = 0 AND marker > 0)",
+             (SELECT count() FROM xp_hourly WHERE user_id = 0 AND marker > 0), \
+             (SELECT max(m) FROM (SELECT sum(marker) AS m FROM xp_hourly \
+                                  WHERE user_id = 0 GROUP BY machine_id))",
         )
         .fetch_one()
         .await
         .expect("count blocks and markers");
     assert!(markers <= blocks, "{markers} markers for {blocks} blocks");
+    assert!(
+        most <= 1,
+        "a block's xp_hourly rows were written {most} times"
+    );
 }
 
 #[cfg(test)]

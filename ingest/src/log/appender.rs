@@ -79,6 +79,9 @@ pub fn run(
                 Err(_) => break,
             }
         }
+        shared
+            .queued_bytes
+            .fetch_sub(bytes as u64, Ordering::Relaxed);
         let group: Vec<Append> = group
             .into_iter()
             .filter_map(|a| {
@@ -104,9 +107,8 @@ pub fn run(
 
 fn write_group(active: &mut Active, group: Vec<Append>, shared: &Shared, buf: &mut Vec<u8>) {
     // What fits under the cap is written; the rest is refused.
-    let room = shared
-        .max_bytes
-        .saturating_sub(shared.disk_bytes.load(Ordering::Relaxed));
+    let disk = shared.disk_bytes.load(Ordering::Relaxed);
+    let room = shared.max_bytes.saturating_sub(disk);
     let mut size = 0;
     let mut accepted = Vec::with_capacity(group.len());
     let mut refused = false;
@@ -120,7 +122,9 @@ fn write_group(active: &mut Active, group: Vec<Append>, shared: &Shared, buf: &m
             accepted.push(a);
         }
     }
-    shared.full.store(refused, Ordering::Relaxed);
+    shared
+        .full_at
+        .store(if refused { disk.max(1) } else { 0 }, Ordering::Relaxed);
     if accepted.is_empty() {
         return;
     }

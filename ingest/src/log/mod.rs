@@ -38,8 +38,11 @@ pub const MAX_LOG_BYTES: u64 = 1 << 30;
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Most bytes written with one fsync.
 pub const MAX_GROUP_BYTES: usize = 8 << 20;
-/// Appends waiting for the appender before new ones are refused (503).
+/// Appends waiting for the appender before new ones are refused (503)…
 pub const QUEUE_CAPACITY: usize = 65_536;
+/// …and the bytes they may hold together, so the queue's memory is bounded
+/// whatever the size of each pulse.
+pub const QUEUE_MAX_BYTES: u64 = 64 << 20;
 
 /// A place in the log: a segment and a byte offset in it. Positions order
 /// as the records they follow.
@@ -75,13 +78,15 @@ pub(crate) struct Shared {
     durable: watch::Sender<Position>,
     /// Bytes of every segment file.
     disk_bytes: AtomicU64,
+    /// Payload bytes of the appends queued for the appender.
+    queued_bytes: AtomicU64,
     max_bytes: u64,
     segment_bytes: u64,
     /// A write could not be taken back: every append is refused.
     failed: std::sync::atomic::AtomicBool,
-    /// The last group had appends refused for the cap; cleared by a
-    /// group that fits and by a release.
-    full: std::sync::atomic::AtomicBool,
+    /// `disk_bytes` when the last group had appends refused for the cap
+    /// (0: the last group fit).
+    full_at: AtomicU64,
 }
 
 /// Handle on the log; cheap to clone.
@@ -114,10 +119,11 @@ impl Log {
             dir: dir.to_owned(),
             durable: watch::Sender::new(end),
             disk_bytes: AtomicU64::new(disk_bytes),
+            queued_bytes: AtomicU64::new(0),
             max_bytes,
             segment_bytes,
             failed: std::sync::atomic::AtomicBool::new(false),
-            full: std::sync::atomic::AtomicBool::new(false),
+            full_at: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stopped_tx, stopped_rx) = oneshot::channel();
@@ -140,15 +146,24 @@ impl Log {
     /// past it.
     pub async fn append(&self, payload: Vec<u8>) -> Result<Position, AppendError> {
         let (done, wait) = oneshot::channel();
+        let len = payload.len() as u64;
+        let queued = &self.shared.queued_bytes;
+        if queued.fetch_add(len, Ordering::Relaxed) + len > QUEUE_MAX_BYTES {
+            queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(AppendError::Overloaded);
+        }
         self.tx
             .try_send(appender::Message::Append(appender::Append {
                 payload,
                 queued_at: std::time::Instant::now(),
                 done,
             }))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => AppendError::Failed,
+            .map_err(|e| {
+                queued.fetch_sub(len, Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
+                    mpsc::error::TrySendError::Closed(_) => AppendError::Failed,
+                }
             })?;
         wait.await.unwrap_or(Err(AppendError::Failed))
     }
@@ -184,10 +199,11 @@ impl Log {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
-    /// Whether appends are refused for the cap (until the shipper releases
-    /// segments).
+    /// Whether appends are refused for the cap: the last group did not fit,
+    /// and the shipper has not released segments since.
     pub fn full(&self) -> bool {
-        self.shared.full.load(Ordering::Relaxed)
+        let at = self.shared.full_at.load(Ordering::Relaxed);
+        at > 0 && self.disk_bytes() >= at
     }
 
     /// Deletes the segments wholly before `shipped` (ClickHouse holds their
@@ -201,7 +217,6 @@ impl Log {
             let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             fs::remove_file(&path)?;
             self.shared.disk_bytes.fetch_sub(len, Ordering::Relaxed);
-            self.shared.full.store(false, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -33,7 +33,12 @@
 //! run that reads `received_at` up to it never misses a block that lands
 //! late.
 
+mod legacy;
 pub mod state;
+mod watermark;
+mod write;
+
+pub use watermark::Watermark;
 
 use crate::log::{
     Log, Position,
@@ -43,7 +48,6 @@ use crate::log::{
 use sql::{Db, languages::LanguageRow, pulses::PulseRow};
 use state::{Intent, State};
 use std::{
-    borrow::Cow,
     collections::HashSet,
     path::PathBuf,
     sync::{
@@ -81,55 +85,6 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// Users whose rows are looked up to tell whether a block's pulses landed.
 const LANDED_SAMPLE_USERS: usize = 8;
 
-/// The time before which every block is settled (in ClickHouse, or
-/// known never to land), for the rollups' incremental runs.
-#[derive(Debug, Default)]
-pub struct Watermark {
-    inner: Mutex<WatermarkInner>,
-}
-
-#[derive(Debug, Default)]
-struct WatermarkInner {
-    /// `received_at` of the block being written.
-    in_flight: Option<u32>,
-    /// The latest `received_at` given out: they never go back.
-    last: u32,
-}
-
-impl Watermark {
-    /// Every block with `received_at` below this is in ClickHouse (or
-    /// will never be).
-    pub fn settled_before(&self) -> u32 {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner
-            .in_flight
-            .unwrap_or_else(|| now_secs().max(inner.last))
-    }
-
-    /// The `received_at` of a new block, which is in flight from now on.
-    fn begin(&self) -> u32 {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let at = now_secs().max(inner.last);
-        inner.last = at;
-        inner.in_flight = Some(at);
-        at
-    }
-
-    /// A block of a previous process is in flight again.
-    fn resume(&self, received_at: u32) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.last = inner.last.max(received_at);
-        inner.in_flight = Some(received_at);
-    }
-
-    fn end(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .in_flight = None;
-    }
-}
-
 /// Counters since start.
 #[derive(Debug, Default)]
 pub struct ShipStats {
@@ -161,6 +116,7 @@ impl Shipper {
         state: State,
         max_age: Duration,
         insert_timeout: Duration,
+        legacy: Vec<PathBuf>,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (shipped_tx, shipped) = watch::channel(state.shipped);
@@ -170,6 +126,10 @@ impl Shipper {
             shipped,
             hurry: Arc::new(Notify::new()),
         };
+        if let Some(intent) = state.intent {
+            // In flight from the start: no rollup reads past it meanwhile.
+            handle.watermark.resume(intent.received_at);
+        }
         let task = Task {
             db,
             dir: log.dir().to_owned(),
@@ -178,10 +138,12 @@ impl Shipper {
             state,
             max_age,
             insert_timeout,
+            legacy,
             stop,
             drain_until: None,
             shipped: shipped_tx,
             handle: handle.clone(),
+            filtered: Mutex::new(HashSet::new()),
         };
         (handle, tokio::spawn(task.run()))
     }
@@ -239,10 +201,14 @@ struct Task {
     state: State,
     max_age: Duration,
     insert_timeout: Duration,
+    /// Spool files of earlier versions, shipped before the log.
+    legacy: Vec<PathBuf>,
     stop: CancellationToken,
     drain_until: Option<Instant>,
     shipped: watch::Sender<Position>,
     handle: Shipper,
+    /// The deleted machines the last INSERT of the current block left out.
+    filtered: Mutex<HashSet<u64>>,
 }
 
 impl Task {
@@ -252,7 +218,6 @@ impl Task {
                 block_id = intent.block_id,
                 "ingest log: checking the block a previous process was writing"
             );
-            self.handle.watermark.resume(intent.received_at);
             // Exactly the records it was made of, whatever the block limits.
             let mut pause = RETRY_FIRST;
             let block = loop {
@@ -279,6 +244,9 @@ impl Task {
             if self.write(&block, false).await.is_err() {
                 return;
             }
+        }
+        if self.ship_legacy().await.is_err() {
+            return;
         }
         let mut durable = self.log.durable();
         let mut waiting_since: Option<Instant> = None;
@@ -397,6 +365,7 @@ impl Task {
             // The xp INSERT starts only once the pulses landed: in a fresh
             // block it never started before.
             self.settle(block, Stage::Xp, fresh).await?;
+            self.delete_late(block).await?;
         }
         self.state.shipped = block.to;
         self.state.intent = None;
@@ -419,164 +388,6 @@ impl Task {
         Ok(())
     }
 
-    /// Makes sure `stage` of `block` is in ClickHouse exactly once.
-    /// `absent`: it is known not to be there (never started).
-    async fn settle(&self, block: &Block, stage: Stage, mut absent: bool) -> Result<(), Stopped> {
-        let query_id = match stage {
-            Stage::Pulses => sql::blocks::pulses_query_id(block.id),
-            Stage::Xp => sql::blocks::xp_query_id(block.id),
-        };
-        let mut pause = RETRY_FIRST;
-        loop {
-            if absent {
-                match self.attempt(block, stage, &query_id).await? {
-                    Ok(()) => return Ok(()),
-                    Err(e) => tracing::warn!(
-                        error = %e, block_id = block.id, ?stage,
-                        "ingest log: insert failed; checking what landed"
-                    ),
-                }
-                self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            // In doubt: end the INSERT, then look.
-            let check = async {
-                sql::blocks::kill(&self.db, &query_id).await?;
-                self.landed(block, stage).await
-            };
-            match tokio::time::timeout(self.insert_timeout, check).await {
-                Ok(Ok(true)) => {
-                    self.handle
-                        .stats
-                        .found_landed
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(Ok(false)) => absent = true,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, block_id = block.id, "ingest log: cannot check a block yet");
-                    absent = false;
-                }
-                Err(_) => absent = false,
-            }
-            self.pause(&mut pause).await?;
-        }
-    }
-
-    /// One INSERT of `stage`. Past the insert timeout it is ended with
-    /// `KILL QUERY` (again every [`RETRY_LAST`]) but its request is kept
-    /// open until ClickHouse answers it or the connection breaks: a request
-    /// dropped unanswered might still be started by a slow server after
-    /// the check that follows, and land twice.
-    async fn attempt(
-        &self,
-        block: &Block,
-        stage: Stage,
-        query_id: &str,
-    ) -> Result<sql::Result<()>, Stopped> {
-        let insert = self.insert(block, stage);
-        tokio::pin!(insert);
-        let mut kill_at = Instant::now() + self.insert_timeout;
-        let mut kills = tokio::task::JoinSet::new();
-        // On shutdown an INSERT under way may finish within the drain time.
-        let mut give_up_at: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                outcome = &mut insert => return Ok(outcome),
-                () = tokio::time::sleep_until(kill_at) => {
-                    if kills.is_empty() {
-                        tracing::warn!(block_id = block.id, ?stage, "ingest log: insert too slow; ending it");
-                        self.handle.stats.slow_inserts.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // The KILL runs beside the INSERT, which is still awaited.
-                    while kills.try_join_next().is_some() {}
-                    if kills.is_empty() {
-                        let (db, query_id) = (self.db.clone(), query_id.to_owned());
-                        kills.spawn(async move {
-                            if let Err(e) = sql::blocks::kill(&db, &query_id).await {
-                                tracing::debug!(error = %e, "ingest log: cannot end a slow insert yet");
-                            }
-                        });
-                    }
-                    kill_at = Instant::now() + RETRY_LAST;
-                }
-                () = self.stop.cancelled(), if give_up_at.is_none() => {
-                    give_up_at = Some(
-                        self.drain_until
-                            .unwrap_or_else(|| Instant::now() + SHUTDOWN_DRAIN),
-                    );
-                }
-                () = tokio::time::sleep_until(give_up_at.unwrap_or(kill_at)), if give_up_at.is_some() => {
-                    return Err(Stopped);
-                }
-            }
-        }
-    }
-
-    /// The block's rows whose machine is not deleted: a machine deleted
-    /// while its pulses waited here loses them, as its stored ones.
-    async fn live_rows<'b>(&self, block: &'b Block) -> sql::Result<Cow<'b, [PulseRow]>> {
-        let mut machines: Vec<u64> = block.rows.iter().map(|r| r.machine_id).collect();
-        machines.sort_unstable();
-        machines.dedup();
-        let deleted: HashSet<u64> = sql::accounts::deleted_machines(&self.db, &machines)
-            .await?
-            .into_iter()
-            .collect();
-        if deleted.is_empty() {
-            return Ok(Cow::Borrowed(&block.rows));
-        }
-        Ok(Cow::Owned(
-            block
-                .rows
-                .iter()
-                .filter(|r| !deleted.contains(&r.machine_id))
-                .cloned()
-                .collect(),
-        ))
-    }
-
-    async fn insert(&self, block: &Block, stage: Stage) -> sql::Result<()> {
-        match stage {
-            Stage::Pulses => {
-                sql::languages::insert(&self.db, &block.languages).await?;
-                let rows = self.live_rows(block).await?;
-                if !rows.is_empty() {
-                    sql::blocks::insert_pulses(&self.db, block.id, &rows).await?;
-                }
-            }
-            Stage::Xp => {
-                let rows = self.live_rows(block).await?;
-                if !rows.is_empty() {
-                    sql::blocks::insert_xp(&self.db, block.id, block.received_at, &rows).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn landed(&self, block: &Block, stage: Stage) -> sql::Result<bool> {
-        let rows = self.live_rows(block).await?;
-        if rows.is_empty() {
-            // Nothing of it is to be written.
-            return Ok(stage == Stage::Xp || block.languages.is_empty());
-        }
-        match stage {
-            Stage::Pulses => {
-                let mut users: Vec<u64> = Vec::new();
-                for row in rows.iter() {
-                    if !users.contains(&row.user_id) {
-                        users.push(row.user_id);
-                        if users.len() == LANDED_SAMPLE_USERS {
-                            break;
-                        }
-                    }
-                }
-                sql::blocks::pulses_landed(&self.db, block.id, block.received_at, &users).await
-            }
-            Stage::Xp => sql::blocks::xp_landed(&self.db, block.id, block.received_at).await,
-        }
-    }
-
     /// Saves the state, retrying while the disk refuses.
     async fn save(&mut self) -> Result<(), Stopped> {
         let mut pause = RETRY_FIRST;
@@ -595,7 +406,7 @@ impl Task {
 
     /// Sleeps before another attempt; `Stopped` once shutting down past the
     /// drain time.
-    async fn pause(&self, pause: &mut Duration) -> Result<(), Stopped> {
+    pub(super) async fn pause(&self, pause: &mut Duration) -> Result<(), Stopped> {
         if self.stop.is_cancelled()
             && self
                 .drain_until

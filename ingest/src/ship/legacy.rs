@@ -1,0 +1,76 @@
+//! Shipping the spool of versions before the log (`crate::upgrade`), at
+//! start, before the log.
+
+use super::{Block, RETRY_FIRST, Stage, Stopped, Task, stamp};
+use crate::upgrade;
+
+impl Task {
+    pub(super) async fn ship_legacy(&mut self) -> Result<(), Stopped> {
+        for path in std::mem::take(&mut self.legacy) {
+            let batch = match upgrade::read(&path) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(error = %e, file = %path.display(), "unreadable legacy spool batch left in place");
+                    continue;
+                }
+            };
+            let from = self.state.shipped;
+            // Its rows keep the batch's id and `received_at`.
+            let old = Block {
+                id: batch.batch_id,
+                received_at: batch.received_at,
+                rows: batch.pulses.clone(),
+                languages: Vec::new(),
+                from,
+                to: from,
+                full: false,
+            };
+            let landed_before = self.landed_now(&old).await?;
+            if !landed_before {
+                let id = batch.block_id();
+                let block = Block {
+                    id,
+                    received_at: batch.received_at,
+                    rows: stamp(batch.pulses, id, batch.received_at),
+                    languages: batch.languages,
+                    from,
+                    to: from,
+                    full: false,
+                };
+                // The derived id may have landed before a crash: check first.
+                self.settle(&block, Stage::Pulses, false).await?;
+                if !block.rows.is_empty() {
+                    self.settle(&block, Stage::Xp, false).await?;
+                    self.delete_late(&block).await?;
+                }
+            }
+            match upgrade::remove(&path) {
+                Ok(()) => tracing::info!(
+                    file = %path.display(),
+                    landed_before,
+                    "legacy spool batch shipped"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e, file = %path.display(),
+                    "cannot delete a shipped legacy spool batch (shipping it again is harmless)"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the old version's INSERT of `old` landed, asking until
+    /// ClickHouse answers.
+    async fn landed_now(&self, old: &Block) -> Result<bool, Stopped> {
+        let mut pause = RETRY_FIRST;
+        loop {
+            match self.landed(old, Stage::Pulses).await {
+                Ok(landed) => return Ok(landed),
+                Err(e) => {
+                    tracing::debug!(error = %e, "ingest log: cannot check a legacy batch yet")
+                }
+            }
+            self.pause(&mut pause).await?;
+        }
+    }
+}

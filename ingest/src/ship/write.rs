@@ -1,0 +1,212 @@
+//! Writing one block: each of its two INSERTs exactly once (the steps in
+//! `ship/mod.rs`), and the rows of machines deleted meanwhile left out.
+
+use super::{
+    Block, LANDED_SAMPLE_USERS, RETRY_FIRST, RETRY_LAST, SHUTDOWN_DRAIN, Stage, Stopped, Task,
+};
+use sql::pulses::PulseRow;
+use std::{borrow::Cow, collections::HashSet, sync::atomic::Ordering};
+use tokio::time::Instant;
+
+impl Task {
+    /// Makes sure `stage` of `block` is in ClickHouse exactly once.
+    /// `absent`: it is known not to be there (never started).
+    pub(super) async fn settle(
+        &self,
+        block: &Block,
+        stage: Stage,
+        mut absent: bool,
+    ) -> Result<(), Stopped> {
+        let query_id = match stage {
+            Stage::Pulses => sql::blocks::pulses_query_id(block.id),
+            Stage::Xp => sql::blocks::xp_query_id(block.id),
+        };
+        let mut pause = RETRY_FIRST;
+        loop {
+            if absent {
+                match self.attempt(block, stage, &query_id).await? {
+                    Ok(()) => return Ok(()),
+                    Err(e) => tracing::warn!(
+                        error = %e, block_id = block.id, ?stage,
+                        "ingest log: insert failed; checking what landed"
+                    ),
+                }
+                self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            // In doubt: end the INSERT, then look.
+            let check = async {
+                sql::blocks::kill(&self.db, &query_id).await?;
+                self.landed(block, stage).await
+            };
+            match tokio::time::timeout(self.insert_timeout, check).await {
+                Ok(Ok(true)) => {
+                    self.handle
+                        .stats
+                        .found_landed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(Ok(false)) => absent = true,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, block_id = block.id, "ingest log: cannot check a block yet");
+                    absent = false;
+                }
+                Err(_) => absent = false,
+            }
+            self.pause(&mut pause).await?;
+        }
+    }
+
+    /// One INSERT of `stage`. Past the insert timeout it is ended with
+    /// `KILL QUERY` (again every [`RETRY_LAST`]) but its request is kept
+    /// open until ClickHouse answers it or the connection breaks: a request
+    /// dropped unanswered might still be started by a slow server after
+    /// the check that follows, and land twice.
+    pub(super) async fn attempt(
+        &self,
+        block: &Block,
+        stage: Stage,
+        query_id: &str,
+    ) -> Result<sql::Result<()>, Stopped> {
+        let insert = self.insert(block, stage);
+        tokio::pin!(insert);
+        let mut kill_at = Instant::now() + self.insert_timeout;
+        let mut kills = tokio::task::JoinSet::new();
+        // On shutdown an INSERT under way may finish within the drain time.
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                outcome = &mut insert => return Ok(outcome),
+                () = tokio::time::sleep_until(kill_at) => {
+                    if kills.is_empty() {
+                        tracing::warn!(block_id = block.id, ?stage, "ingest log: insert too slow; ending it");
+                        self.handle.stats.slow_inserts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The KILL runs beside the INSERT, which is still awaited.
+                    while kills.try_join_next().is_some() {}
+                    if kills.is_empty() {
+                        let (db, query_id) = (self.db.clone(), query_id.to_owned());
+                        kills.spawn(async move {
+                            if let Err(e) = sql::blocks::kill(&db, &query_id).await {
+                                tracing::debug!(error = %e, "ingest log: cannot end a slow insert yet");
+                            }
+                        });
+                    }
+                    kill_at = Instant::now() + RETRY_LAST;
+                }
+                () = self.stop.cancelled(), if give_up_at.is_none() => {
+                    give_up_at = Some(
+                        self.drain_until
+                            .unwrap_or_else(|| Instant::now() + SHUTDOWN_DRAIN),
+                    );
+                }
+                () = tokio::time::sleep_until(give_up_at.unwrap_or(kill_at)), if give_up_at.is_some() => {
+                    return Err(Stopped);
+                }
+            }
+        }
+    }
+
+    /// The block's rows whose machine is not deleted: a machine deleted
+    /// while its pulses waited here loses them, as its stored ones.
+    pub(super) async fn live_rows<'b>(&self, block: &'b Block) -> sql::Result<Cow<'b, [PulseRow]>> {
+        let deleted = self.deleted_machines(block).await?;
+        *self.filtered.lock().unwrap_or_else(|e| e.into_inner()) = deleted.clone();
+        if deleted.is_empty() {
+            return Ok(Cow::Borrowed(&block.rows));
+        }
+        Ok(Cow::Owned(
+            block
+                .rows
+                .iter()
+                .filter(|r| !deleted.contains(&r.machine_id))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    pub(super) async fn deleted_machines(&self, block: &Block) -> sql::Result<HashSet<u64>> {
+        let mut machines: Vec<u64> = block.rows.iter().map(|r| r.machine_id).collect();
+        machines.sort_unstable();
+        machines.dedup();
+        Ok(sql::accounts::deleted_machines(&self.db, &machines)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// A machine deleted after the block's INSERTs left out the deleted
+    /// ones (while an INSERT hung longer than the delete waits) may have had
+    /// its rows land after the delete ran: they are deleted again.
+    pub(super) async fn delete_late(&self, block: &Block) -> Result<(), Stopped> {
+        let mut pause = RETRY_FIRST;
+        loop {
+            let outcome = async {
+                let now = self.deleted_machines(block).await?;
+                let filtered = self
+                    .filtered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                for machine_id in now.difference(&filtered) {
+                    tracing::warn!(
+                        machine_id,
+                        block_id = block.id,
+                        "ingest log: machine deleted while its block was written; deleting its rows again"
+                    );
+                    sql::accounts::delete_machine_rows(&self.db, *machine_id).await?;
+                }
+                Ok::<(), sql::Error>(())
+            };
+            match outcome.await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ingest log: cannot check for deleted machines yet")
+                }
+            }
+            self.pause(&mut pause).await?;
+        }
+    }
+
+    pub(super) async fn insert(&self, block: &Block, stage: Stage) -> sql::Result<()> {
+        match stage {
+            Stage::Pulses => {
+                sql::languages::insert(&self.db, &block.languages).await?;
+                let rows = self.live_rows(block).await?;
+                if !rows.is_empty() {
+                    sql::blocks::insert_pulses(&self.db, block.id, &rows).await?;
+                }
+            }
+            Stage::Xp => {
+                let rows = self.live_rows(block).await?;
+                if !rows.is_empty() {
+                    sql::blocks::insert_xp(&self.db, block.id, block.received_at, &rows).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn landed(&self, block: &Block, stage: Stage) -> sql::Result<bool> {
+        let rows = self.live_rows(block).await?;
+        if rows.is_empty() {
+            // Nothing of it is to be written.
+            return Ok(stage == Stage::Xp || block.languages.is_empty());
+        }
+        match stage {
+            Stage::Pulses => {
+                let mut users: Vec<u64> = Vec::new();
+                for row in rows.iter() {
+                    if !users.contains(&row.user_id) {
+                        users.push(row.user_id);
+                        if users.len() == LANDED_SAMPLE_USERS {
+                            break;
+                        }
+                    }
+                }
+                sql::blocks::pulses_landed(&self.db, block.id, block.received_at, &users).await
+            }
+            Stage::Xp => sql::blocks::xp_landed(&self.db, block.id, block.received_at).await,
+        }
+    }
+}
