@@ -111,20 +111,22 @@ fn write_group(active: &mut Active, group: Vec<Append>, shared: &Shared, buf: &m
     let room = shared.max_bytes.saturating_sub(disk);
     let mut size = 0;
     let mut accepted = Vec::with_capacity(group.len());
-    let mut refused = false;
+    let mut refused = Vec::new();
     for a in group {
         let framed = segment::framed_len(&a.payload);
         if size + framed + segment::HEADER_LEN > room {
-            refused = true;
-            let _ = a.done.send(Err(AppendError::Full));
+            refused.push(a);
         } else {
             size += framed;
             accepted.push(a);
         }
     }
-    shared
-        .full_at
-        .store(if refused { disk.max(1) } else { 0 }, Ordering::Relaxed);
+    // Set before the refusals are answered: whoever hears "full" sees it.
+    shared.full_at.store(
+        if refused.is_empty() { 0 } else { disk.max(1) },
+        Ordering::Relaxed,
+    );
+    answer(refused, Err(AppendError::Full));
     if accepted.is_empty() {
         return;
     }
