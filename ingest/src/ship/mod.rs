@@ -90,7 +90,8 @@ const LANDED_SAMPLE_USERS: usize = 8;
 pub struct ShipStats {
     pub blocks: AtomicU64,
     pub rows: AtomicU64,
-    /// INSERTs that failed or timed out (each followed by a check).
+    /// ClickHouse errors and timeouts met while writing blocks: failed
+    /// INSERTs (each followed by a check) and failed checks.
     pub failures: AtomicU64,
     /// Blocks found already in ClickHouse after a failure or a restart.
     pub found_landed: AtomicU64,

@@ -49,9 +49,13 @@ impl Task {
                 Ok(Ok(false)) => absent = true,
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, block_id = block.id, "ingest log: cannot check a block yet");
+                    self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
                     absent = false;
                 }
-                Err(_) => absent = false,
+                Err(_) => {
+                    self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    absent = false;
+                }
             }
             self.pause(&mut pause).await?;
         }
@@ -161,7 +165,8 @@ impl Task {
             match outcome.await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    tracing::warn!(error = %e, "ingest log: cannot check for deleted machines yet")
+                    tracing::warn!(error = %e, "ingest log: cannot check for deleted machines yet");
+                    self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
             self.pause(&mut pause).await?;
