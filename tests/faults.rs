@@ -11,6 +11,7 @@
 mod common;
 
 use common::BIN;
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use reqwest::StatusCode;
 use serde_json::json;
 use sql::{
@@ -38,33 +39,6 @@ const LANGUAGES: [&str; 3] = ["Rust", "Go", "Python"];
 
 /// A pulse: its machine's name and its `coded_at`, unique per machine.
 type Key = (String, u32);
-
-/// SplitMix64: a small seeded generator, so a schedule can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.next() % (high - low + 1))
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, (self.next() % (i as u64 + 1)) as usize);
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -411,7 +385,8 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
                 .as_nanos() as u64
         });
     eprintln!("faults: FAULT_SEED={seed} FAULT_ROUNDS={rounds}");
-    let mut rng = Rng(seed);
+    // Seeded, so a schedule can be replayed.
+    let mut rng = StdRng::seed_from_u64(seed);
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
@@ -480,13 +455,13 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         .cycle()
         .take(rounds)
         .collect();
-    rng.shuffle(&mut schedule);
+    schedule.shuffle(&mut rng);
     let mut acked_while_clickhouse_down = 0;
     let mut refused_starts = 0;
     for (round, &fault) in schedule.iter().enumerate() {
         cluster.round = round + 1;
-        tokio::time::sleep(rng.millis(200, 1500)).await;
-        let down = rng.millis(100, 1500);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..=1500))).await;
+        let down = Duration::from_millis(rng.random_range(100..=1500));
         match fault {
             Fault::ClickHouse => {
                 cluster.kill_clickhouse().await;
@@ -503,23 +478,23 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             Fault::Both => {
                 // At the same moment, or serve while its shipper retries
                 // a block ClickHouse did not take.
-                let gap = if rng.coin() {
+                let gap = if rng.random_bool(0.5) {
                     Duration::ZERO
                 } else {
-                    rng.millis(50, 1000)
+                    Duration::from_millis(rng.random_range(50..=1000))
                 };
                 cluster.kill_clickhouse().await;
                 tokio::time::sleep(gap).await;
                 cluster.kill_serve();
                 tokio::time::sleep(down).await;
-                if rng.coin() {
+                if rng.random_bool(0.5) {
                     cluster.start_clickhouse().await;
                     cluster.start_serve().await;
                 } else {
                     // Serve first: it may give up before ClickHouse answers,
                     // then it is started again.
                     cluster.spawn_serve();
-                    tokio::time::sleep(rng.millis(0, 300)).await;
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..=300))).await;
                     cluster.start_clickhouse().await;
                     if cluster.wait_serve().await.is_err() {
                         refused_starts += 1;

@@ -58,6 +58,28 @@ impl AppError {
     }
 }
 
+/// Why the log refused a pulse, as the client hears it (the pulse API and
+/// `/healthz`).
+impl From<crate::log::AppendError> for AppError {
+    fn from(e: crate::log::AppendError) -> Self {
+        use crate::log::AppendError;
+        match e {
+            AppendError::Full => AppError::Unavailable {
+                message: "the ingest log is full, try again later",
+                retry_after_secs: 30,
+            },
+            AppendError::Failed => AppError::Unavailable {
+                message: "the ingest log cannot be written, try again later",
+                retry_after_secs: 30,
+            },
+            AppendError::Overloaded => AppError::Unavailable {
+                message: "too many pulses waiting to be stored, try again later",
+                retry_after_secs: 5,
+            },
+        }
+    }
+}
+
 impl From<sql::Error> for AppError {
     fn from(e: sql::Error) -> Self {
         if e.is_transient() {

@@ -32,17 +32,8 @@ struct LogHealth {
 
 pub async fn healthz(State(app): State<AppState>) -> Result<Json<Health>, AppError> {
     let log = &app.log;
-    if log.failed() {
-        return Err(AppError::Unavailable {
-            message: "the ingest log cannot be written",
-            retry_after_secs: 30,
-        });
-    }
-    if log.full() {
-        return Err(AppError::Unavailable {
-            message: "the ingest log is full",
-            retry_after_secs: 30,
-        });
+    if let Some(refusal) = log.refusing() {
+        return Err(refusal.into());
     }
     let clickhouse = match tokio::time::timeout(CLICKHOUSE_CHECK_TIMEOUT, app.db.version()).await {
         Ok(Ok(version)) => Some(version),

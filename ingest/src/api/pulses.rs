@@ -5,7 +5,7 @@ use crate::{
     error::AppError,
     events::{PulseEvent, XpItem},
     limits::MAX_BODY_BYTES,
-    log::{AppendError, record::Record},
+    log::record::Record,
     pulse,
 };
 use axum::{
@@ -82,20 +82,7 @@ pub async fn create(
         rows,
         languages: new_languages,
     };
-    app.log
-        .append(record.encode())
-        .await
-        .map_err(|e| AppError::Unavailable {
-            message: match e {
-                AppendError::Full => "the ingest log is full, try again later",
-                AppendError::Overloaded => "too many pulses waiting to be stored, try again later",
-                AppendError::Failed => "pulse could not be stored, try again later",
-            },
-            retry_after_secs: match e {
-                AppendError::Overloaded => 5,
-                AppendError::Full | AppendError::Failed => 30,
-            },
-        })?;
+    app.log.append(record.encode()).await?;
 
     let seq = app.stats.next_seq();
     // Nobody listening is fine; send never blocks.

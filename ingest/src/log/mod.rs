@@ -194,16 +194,15 @@ impl Log {
         self.shared.max_bytes
     }
 
-    /// Whether appends are refused until the process restarts.
-    pub fn failed(&self) -> bool {
-        self.shared.failed.load(Ordering::Relaxed)
-    }
-
-    /// Whether appends are refused for the cap: the last group did not fit,
-    /// and the shipper has not released segments since.
-    pub fn full(&self) -> bool {
+    /// Why appends are refused now, if they are: `Failed` until the
+    /// process restarts, or `Full` while the last group did not fit and the
+    /// shipper has not released segments since.
+    pub fn refusing(&self) -> Option<AppendError> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Some(AppendError::Failed);
+        }
         let at = self.shared.full_at.load(Ordering::Relaxed);
-        at > 0 && self.disk_bytes() >= at
+        (at > 0 && self.disk_bytes() >= at).then_some(AppendError::Full)
     }
 
     /// Deletes the segments wholly before `shipped` (ClickHouse holds their
@@ -375,14 +374,14 @@ mod tests {
         }
         let (i, e) = refused.expect("the cap refuses appends");
         assert_eq!(e, AppendError::Full);
-        assert!(log.full());
+        assert_eq!(log.refusing(), Some(AppendError::Full));
         assert!((20..=26).contains(&i), "refused after {i} records");
         assert!(last.segment >= 4, "rolled into {} segments", last.segment);
         assert!(log.disk_bytes() <= 256 * 1024);
         // Releasing everything before the last segment makes room again.
         log.release(last).unwrap();
         assert_eq!(segment::list(dir.path()).unwrap(), vec![last.segment]);
-        assert!(!log.full());
+        assert_eq!(log.refusing(), None);
         assert!(log.append(record.clone()).await.is_ok());
         log.close().await;
     }

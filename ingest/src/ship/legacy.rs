@@ -1,7 +1,7 @@
 //! Shipping the spool of versions before the log (`crate::upgrade`), at
 //! start, before the log.
 
-use super::{Block, RETRY_FIRST, Stage, Stopped, Task, stamp};
+use super::{Block, Stage, Stopped, Task, stamp};
 use crate::upgrade;
 
 impl Task {
@@ -25,7 +25,9 @@ impl Task {
                 to: from,
                 full: false,
             };
-            let landed_before = self.landed_now(&old).await?;
+            let landed_before = self
+                .until_answered("check a legacy batch", || self.landed(&old, Stage::Pulses))
+                .await?;
             if !landed_before {
                 let id = batch.block_id();
                 let block = Block {
@@ -57,20 +59,5 @@ impl Task {
             }
         }
         Ok(())
-    }
-
-    /// Whether the old version's INSERT of `old` landed, asking until
-    /// ClickHouse answers.
-    async fn landed_now(&self, old: &Block) -> Result<bool, Stopped> {
-        let mut pause = RETRY_FIRST;
-        loop {
-            match self.landed(old, Stage::Pulses).await {
-                Ok(landed) => return Ok(landed),
-                Err(e) => {
-                    tracing::debug!(error = %e, "ingest log: cannot check a legacy batch yet")
-                }
-            }
-            self.pause(&mut pause).await?;
-        }
     }
 }

@@ -75,6 +75,7 @@ impl Task {
         let insert = self.insert(block, stage);
         tokio::pin!(insert);
         let mut kill_at = Instant::now() + self.insert_timeout;
+        let mut slow = false;
         let mut kills = tokio::task::JoinSet::new();
         // On shutdown an INSERT under way may finish within the drain time.
         let mut give_up_at: Option<Instant> = None;
@@ -82,7 +83,8 @@ impl Task {
             tokio::select! {
                 outcome = &mut insert => return Ok(outcome),
                 () = tokio::time::sleep_until(kill_at) => {
-                    if kills.is_empty() {
+                    if !slow {
+                        slow = true;
                         tracing::warn!(block_id = block.id, ?stage, "ingest log: insert too slow; ending it");
                         self.handle.stats.slow_inserts.fetch_add(1, Ordering::Relaxed);
                     }
@@ -143,29 +145,43 @@ impl Task {
     /// ones (while an INSERT hung longer than the delete waits) may have had
     /// its rows land after the delete ran: they are deleted again.
     pub(super) async fn delete_late(&self, block: &Block) -> Result<(), Stopped> {
+        self.until_answered("check for deleted machines", || async {
+            let now = self.deleted_machines(block).await?;
+            let filtered = self
+                .filtered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for machine_id in now.difference(&filtered) {
+                tracing::warn!(
+                    machine_id,
+                    block_id = block.id,
+                    "ingest log: machine deleted while its block was written; deleting its rows again"
+                );
+                sql::accounts::delete_machine_rows(&self.db, *machine_id).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `op` until ClickHouse answers it, pausing between attempts;
+    /// each failure counts in the shipper's failures.
+    pub(super) async fn until_answered<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut op: F,
+    ) -> Result<T, Stopped>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = sql::Result<T>>,
+    {
         let mut pause = RETRY_FIRST;
         loop {
-            let outcome = async {
-                let now = self.deleted_machines(block).await?;
-                let filtered = self
-                    .filtered
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                for machine_id in now.difference(&filtered) {
-                    tracing::warn!(
-                        machine_id,
-                        block_id = block.id,
-                        "ingest log: machine deleted while its block was written; deleting its rows again"
-                    );
-                    sql::accounts::delete_machine_rows(&self.db, *machine_id).await?;
-                }
-                Ok::<(), sql::Error>(())
-            };
-            match outcome.await {
-                Ok(()) => return Ok(()),
+            match op().await {
+                Ok(value) => return Ok(value),
                 Err(e) => {
-                    tracing::warn!(error = %e, "ingest log: cannot check for deleted machines yet");
+                    tracing::warn!(error = %e, what, "ingest log: clickhouse did not answer; retrying");
                     self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
