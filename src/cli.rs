@@ -35,6 +35,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Make one-time sign-up links.
+    #[command(subcommand)]
+    Invites(InvitesCommand),
     /// Manage a user's machines and their API tokens.
     #[command(subcommand)]
     Machines(MachinesCommand),
@@ -97,6 +100,19 @@ pub enum UsersCommand {
     },
     /// Delete a user with their machines and all their XP.
     Delete { name: String },
+    /// Print a one-time link that sets a new password for the user (works
+    /// for an hour; for servers without SMTP, and users made here).
+    ResetPassword { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvitesCommand {
+    /// Print a one-time sign-up link (for CODESTATS_REGISTRATION=invite).
+    Create {
+        /// Days the link works.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 use ingest::IngestConfig;
 use sql::ClickHouseConfig;
 use std::path::PathBuf;
+use web::{SmtpConfig, WebConfig};
 
 /// Where `serve` listens: `CODESTATS_LISTEN` or `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -25,6 +26,37 @@ pub struct Config {
     /// `CODESTATS_THEME_DIR`: a folder whose `templates/*.html` and `site/*`
     /// replace the embedded templates and assets of the same name.
     pub theme_dir: Option<PathBuf>,
+    /// Accounts on the web (`serve`): `CODESTATS_REGISTRATION`,
+    /// `CODESTATS_SMTP_URL`, `CODESTATS_SMTP_FROM`,
+    /// `CODESTATS_TRUST_FORWARDED_FOR`. An invalid value is an error `serve`
+    /// reports at start.
+    pub web: Result<WebConfig, String>,
+}
+
+/// `CODESTATS_SMTP_FROM` when it is not set.
+pub const DEFAULT_SMTP_FROM: &str = "codestats <codestats@localhost>";
+
+fn web_config(public_url: &str) -> Result<WebConfig, String> {
+    let mut web = WebConfig::new(public_url);
+    if let Ok(mode) = std::env::var("CODESTATS_REGISTRATION") {
+        web.registration = mode
+            .parse()
+            .map_err(|e| format!("CODESTATS_REGISTRATION: {e}"))?;
+    }
+    if let Ok(url) = std::env::var("CODESTATS_SMTP_URL")
+        && !url.trim().is_empty()
+    {
+        web.smtp = Some(SmtpConfig {
+            url: sql::secret::Secret::new(url.trim()),
+            from: std::env::var("CODESTATS_SMTP_FROM")
+                .unwrap_or_else(|_| DEFAULT_SMTP_FROM.to_owned()),
+        });
+    }
+    web.trust_forwarded_for = matches!(
+        std::env::var("CODESTATS_TRUST_FORWARDED_FOR").as_deref(),
+        Ok("1" | "true" | "yes")
+    );
+    Ok(web)
 }
 
 impl Config {
@@ -41,15 +73,17 @@ impl Config {
         if let Some(n) = env_u64("CODESTATS_LOG_MAX_BYTES") {
             ingest.log_max_bytes = n;
         }
+        let public_url = std::env::var("CODESTATS_PUBLIC_URL").unwrap_or_else(|_| {
+            let listen =
+                std::env::var("CODESTATS_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
+            format!("http://{listen}")
+        });
         Self {
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),
             ingest,
-            public_url: std::env::var("CODESTATS_PUBLIC_URL").unwrap_or_else(|_| {
-                let listen =
-                    std::env::var("CODESTATS_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
-                format!("http://{listen}")
-            }),
+            web: web_config(&public_url),
+            public_url,
             rollup_interval_secs: env_number("CODESTATS_ROLLUP_INTERVAL_SECS")
                 .map(u64::from)
                 .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS),

@@ -224,6 +224,22 @@ impl Builder {
         Ok(report)
     }
 
+    /// Removes one user's pages and JSON now (they went private or were
+    /// deleted); the shared pages follow at the next rollup. Nothing to do
+    /// when the user has no pages.
+    pub fn remove_user(&self, username: &str) -> Result<BuildReport, Error> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _site = SiteLock::acquire(&self.output_dir)?;
+        let mut report = BuildReport::default();
+        if self.output_dir.is_dir() {
+            let mut w = Writer::new(&self.output_dir, &mut report);
+            w.remove(&paths::user_dir(username))?;
+            w.remove(&paths::api_user_file(username))?;
+        }
+        tracing::info!(user = %username, removed = report.removed, "pages of a user removed");
+        Ok(report)
+    }
+
     fn site_view(&self, site: &SiteModel) -> SiteView {
         SiteView::new(&self.site_name, &self.public_url, site)
     }

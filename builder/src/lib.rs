@@ -29,7 +29,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 pub use build::{BuildReport, Builder};
-pub use render::{ASSETS, TEMPLATES, thousands};
+pub use render::{ASSETS, Renderer, TEMPLATES, thousands};
 
 /// Everything that can go wrong while building.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,39 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/languages.html"),
     ),
     ("404.html", include_str!("../../templates/404.html")),
+    // Accounts on the web, rendered per request by `serve` (crate `web`).
+    (
+        "account/base.html",
+        include_str!("../../templates/account/base.html"),
+    ),
+    (
+        "account/signup.html",
+        include_str!("../../templates/account/signup.html"),
+    ),
+    (
+        "account/login.html",
+        include_str!("../../templates/account/login.html"),
+    ),
+    (
+        "account/reset_request.html",
+        include_str!("../../templates/account/reset_request.html"),
+    ),
+    (
+        "account/reset.html",
+        include_str!("../../templates/account/reset.html"),
+    ),
+    (
+        "account/message.html",
+        include_str!("../../templates/account/message.html"),
+    ),
+    (
+        "account/machines.html",
+        include_str!("../../templates/account/machines.html"),
+    ),
+    (
+        "account/preferences.html",
+        include_str!("../../templates/account/preferences.html"),
+    ),
 ];
 
 /// The static assets, embedded in the binary, written under `/static/`.
@@ -39,6 +72,7 @@ pub const ASSETS: &[(&str, &[u8])] = &[
     ("style.css", include_bytes!("../../site/style.css")),
     ("favicon.svg", include_bytes!("../../site/favicon.svg")),
     ("live.js", include_bytes!("../../site/live.js")),
+    ("account.js", include_bytes!("../../site/account.js")),
 ];
 
 /// `1234567` → `1,234,567`.
@@ -103,10 +137,12 @@ impl Filter for NumFilter {
     }
 }
 
-pub(crate) struct Renderer {
+/// Tera with the site's templates, escaping and filters; the builder renders
+/// the static pages with it, `web` the account pages.
+pub struct Renderer {
     tera: Tera,
     /// Appended to asset URLs (`?v=…`) so they can be cached for long.
-    pub(crate) asset_version: String,
+    pub asset_version: String,
     /// The assets written under `/static/`: [`ASSETS`], with those of the
     /// theme's `site/` folder in place of (or beside) them.
     pub(crate) assets: Vec<(String, Vec<u8>)>,
@@ -115,7 +151,7 @@ pub(crate) struct Renderer {
 impl Renderer {
     /// The embedded templates and assets, or a theme's: `theme/templates/*.html`
     /// and `theme/site/*` replace embedded files of the same name, or add to them.
-    pub(crate) fn new(theme: Option<&Path>) -> Result<Self, Error> {
+    pub fn new(theme: Option<&Path>) -> Result<Self, Error> {
         let template_dir = theme.map(|t| t.join("templates"));
         let template_dir = template_dir.as_deref().filter(|d| d.is_dir());
         let mut sources: Vec<(String, String)> = TEMPLATES
@@ -186,7 +222,7 @@ impl Renderer {
         })
     }
 
-    pub(crate) fn render(&self, template: &str, view: &impl Serialize) -> Result<String, Error> {
+    pub fn render(&self, template: &str, view: &impl Serialize) -> Result<String, Error> {
         let mut context = Context::from_serialize(view)?;
         context.insert("asset_version", &self.asset_version);
         Ok(self.tera.render(template, &context)?)

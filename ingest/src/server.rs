@@ -143,7 +143,7 @@ pub async fn serve(
     let kill = CancellationToken::new();
     tracing::debug!(max_connections = limits.max_connections, "accepting");
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -170,7 +170,7 @@ pub async fn serve(
         connections.spawn(async move {
             stats.open.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
-                () = connection(stream, router, &limits, &stats, stop) => {}
+                () = connection(stream, peer, router, &limits, &stats, stop) => {}
                 () = kill.cancelled() => {}
             }
             stats.open.fetch_sub(1, Ordering::Relaxed);
@@ -270,6 +270,7 @@ impl Phase {
 
 async fn connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: &ServerLimits,
     stats: &ServerStats,
@@ -282,9 +283,13 @@ async fn connection(
     });
     let service = {
         let phase = phase.clone();
-        hyper::service::service_fn(move |request: Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let router = router.clone();
             let phase = phase.clone();
+            // Handlers that count by client address (login limits) read it.
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             async move {
                 phase.set(BUSY);
                 let response = router

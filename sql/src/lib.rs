@@ -4,11 +4,14 @@
 //! Other crates never build SQL text of their own from user input: they call
 //! the typed functions here, which bind every value.
 
+pub mod account_tokens;
 pub mod accounts;
 pub mod blocks;
+pub mod claims;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod languages;
 pub mod local_server;
 pub mod migrate;

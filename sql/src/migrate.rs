@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "xp_blocks",
         sql: include_str!("../migrations/0004_xp_blocks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "web_accounts",
+        sql: include_str!("../migrations/0005_web_accounts.sql"),
+    },
 ];
 
 #[derive(Row, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! `codestats users …` and `codestats machines …`.
 
 use crate::{
-    cli::{MachinesCommand, UsersCommand},
+    cli::{InvitesCommand, MachinesCommand, UsersCommand},
+    config::Config,
     output::outln,
     store::Store,
 };
@@ -14,7 +15,7 @@ fn date(secs: u32) -> String {
         .unwrap_or_default()
 }
 
-pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
+pub async fn users(config: &Config, store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
     let db = &store.db;
     match cmd {
         UsersCommand::Add {
@@ -59,6 +60,16 @@ pub async fn users(store: &Store, cmd: UsersCommand) -> anyhow::Result<()> {
                     "public"
                 }
             );
+        }
+        UsersCommand::ResetPassword { name } => {
+            let user = accounts::get_user(db, &name).await?;
+            let link = web::reset_link(db, &config.public_url, &user).await?;
+            eprintln!(
+                "a link that sets a new password for {:?}, once, within {} minutes:",
+                user.username,
+                web::config::RESET_TTL.as_secs() / 60
+            );
+            outln!("{link}")?;
         }
         UsersCommand::Delete { name } => {
             let user = accounts::delete_user(db, &name, accounts::DELETE_SETTLE).await?;
@@ -120,6 +131,18 @@ pub async fn machines(store: &Store, cmd: MachinesCommand) -> anyhow::Result<()>
         MachinesCommand::Delete { user, machine } => {
             accounts::delete_machine(db, &user, &machine, accounts::DELETE_SETTLE).await?;
             eprintln!("deleted machine {machine:?} and its XP");
+        }
+    }
+    Ok(())
+}
+
+pub async fn invites(config: &Config, store: &Store, cmd: InvitesCommand) -> anyhow::Result<()> {
+    match cmd {
+        InvitesCommand::Create { days } => {
+            let ttl = std::time::Duration::from_secs(u64::from(days.max(1)) * 86_400);
+            let link = web::invite_link(&store.db, &config.public_url, ttl).await?;
+            eprintln!("a one-time sign-up link, valid for {} day(s):", days.max(1));
+            outln!("{link}")?;
         }
     }
     Ok(())

@@ -27,7 +27,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Users(cmd) => {
-            with_store(&config, async |store| accounts::users(store, cmd).await).await
+            with_store(&config, async |store| {
+                accounts::users(&config, store, cmd).await
+            })
+            .await
+        }
+        Command::Invites(cmd) => {
+            with_store(&config, async |store| {
+                accounts::invites(&config, store, cmd).await
+            })
+            .await
         }
         Command::Machines(cmd) => {
             with_store(&config, async |store| accounts::machines(store, cmd).await).await

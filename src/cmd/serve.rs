@@ -56,8 +56,22 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     );
     let rollup_tasks = start_rollups(config, rollups.clone(), &app).await?;
 
+    let mut web_config = config.web.clone().map_err(anyhow::Error::msg)?;
+    web_config.public_url = config.public_url.clone();
+    let web = web::Web::new(
+        store.db.clone(),
+        app.clone(),
+        web_config,
+        config.theme_dir.as_deref(),
+        Some(site_hook(rollups.clone())),
+    )
+    .context("cannot start accounts on the web")?;
+    let housekeeping = tokio::spawn(housekeeping(store.db.clone()));
+
     let site = super::build::site_dir(config);
-    let router = ingest::router(app.clone()).fallback_service(builder::serve::router(site));
+    let router = web::router(web.clone())
+        .merge(ingest::router(app.clone()))
+        .fallback_service(builder::serve::router(site));
     tracing::info!(%listen, "serving");
     let stop = tokio_util::sync::CancellationToken::new();
     tracing::info!(
@@ -87,6 +101,8 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     // Returns once every connection is closed: finished within the grace
     // period, or closed at its end.
     server.await;
+    housekeeping.abort();
+    web.shutdown().await;
     rollup_tasks.stop().await;
     tracing::debug!("rollups stopped");
     app.shutdown().await;
@@ -146,6 +162,57 @@ async fn start_rollups(
     Ok(RollupTasks {
         scheduler,
         tasks: vec![mark, initial],
+    })
+}
+
+/// How often `serve` runs the accounts' housekeeping (at start, then this often).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(86_400);
+
+async fn housekeeping(db: sql::Db) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = web::housekeeping(&db).await {
+            tracing::warn!(error = %e, "account housekeeping failed; trying again later");
+        }
+    }
+}
+
+/// What the web pages do when a user's public state changed: their pages
+/// go at once when they are no longer public, then an incremental rollup
+/// rebuilds them and the shared pages (waited for up to
+/// `web::config::SITE_UPDATE_WAIT`, then left running).
+fn site_hook(rollups: Arc<Rollups>) -> web::SiteHook {
+    Arc::new(move |change: web::SiteChange| {
+        let rollups = rollups.clone();
+        Box::pin(async move {
+            if !change.public {
+                let r = rollups.clone();
+                let name = change.username.clone();
+                match tokio::task::spawn_blocking(move || r.builder().remove_user(&name)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(user = %change.username, error = %e, "cannot remove a user's pages")
+                    }
+                    Err(e) => tracing::error!(error = %e, "removing a user's pages panicked"),
+                }
+            }
+            rollups.mark_dirty(change.user_id);
+            let run = tokio::spawn(async move {
+                if let Err(e) = rollups.run(Scope::Incremental).await {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "rollup after an account change failed"
+                    );
+                }
+            });
+            if tokio::time::timeout(web::config::SITE_UPDATE_WAIT, run)
+                .await
+                .is_err()
+            {
+                tracing::info!(user = %change.username, "site update goes on in the background");
+            }
+        })
     })
 }
 

@@ -3,10 +3,10 @@
 //! Both tables are ReplacingMergeTree: a change writes a new version of the
 //! row, reads take the newest (`FINAL`). Every change reads the row first and
 //! writes a version above the one it read ([`version_after`]), so a later
-//! change wins whatever the clock does. Uniqueness (usernames
-//! case-insensitively, machine names per user) is checked here before a write;
-//! accounts are changed by operators through the CLI, not concurrently by the
-//! public.
+//! change wins whatever the clock does. Usernames are unique
+//! case-insensitively even under concurrent sign-ups ([`create_user`]
+//! claims the name first); machine names are unique per user, checked
+//! before a write (one person changes their own machines).
 
 use crate::{
     db::Db,
@@ -14,6 +14,8 @@ use crate::{
     migrate::now_secs,
     names, token,
 };
+
+pub mod secrets;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -127,10 +129,13 @@ pub async fn list_users(db: &Db) -> Result<Vec<User>> {
     Ok(db.client().query(&sql).fetch_all().await?)
 }
 
-/// The user named `name`, whatever its case.
+/// The user named `name`, whatever its case. Should two rows ever hold
+/// one name (a sign-up whose write outlived its claim), the earliest
+/// created is the user, for every reader alike.
 pub async fn find_user(db: &Db, name: &str) -> Result<Option<User>> {
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users FINAL WHERE deleted = 0 AND username_key = ? LIMIT 1"
+        "SELECT {USER_COLUMNS} FROM users FINAL WHERE deleted = 0 AND username_key = ? \
+         ORDER BY created_at, user_id LIMIT 1"
     );
     Ok(db
         .client()
@@ -146,24 +151,96 @@ pub async fn get_user(db: &Db, name: &str) -> Result<User> {
         .ok_or_else(|| Error::NotFound(format!("user {name:?}")))
 }
 
+/// Adds a user (`codestats users add`): [`create_user`] without a password.
 pub async fn add_user(db: &Db, name: &str, email: &str, private: bool) -> Result<User> {
+    create_user(
+        db,
+        &NewUser {
+            username: name,
+            email,
+            private,
+            password_hash: "",
+        },
+    )
+    .await
+}
+
+/// What a new account is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub private: bool,
+    /// A PHC string, or empty for none.
+    pub password_hash: &'a str,
+}
+
+/// Creates a user whose name nobody holds, case-insensitively, even when
+/// many requests ask for the same name at once: the name is claimed first
+/// ([`claims`](crate::claims), which takes [`CLAIM_SETTLE`](crate::claims::CLAIM_SETTLE)),
+/// and only the earliest claim writes a user. Everybody else gets
+/// [`Error::Conflict`].
+pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User> {
+    let name = new.username;
     names::validate_username(name)?;
+    let taken =
+        |existing: &User| Error::Conflict(format!("user {name:?} (as {:?})", existing.username));
     if let Some(existing) = find_user(db, name).await? {
+        return Err(taken(&existing));
+    }
+    let key = names::fold(name);
+    let deadline = match crate::claims::claim(db, &format!("user:{key}")).await? {
+        crate::claims::Claim::Won { deadline } => deadline,
+        crate::claims::Claim::Lost => {
+            return Err(Error::Conflict(format!("user {name:?}")));
+        }
+    };
+    // A holder whose claim is older than the claim window.
+    if let Some(existing) = find_user(db, name).await? {
+        return Err(taken(&existing));
+    }
+    let now = next_version();
+    if now > deadline {
         return Err(Error::Conflict(format!(
-            "user {name:?} (as {:?})",
-            existing.username
+            "user {name:?} (the claim on the name expired; try again)"
         )));
     }
     let user = User {
         user_id: new_id(),
         username: name.to_owned(),
-        username_key: names::fold(name),
-        email: email.to_owned(),
-        private: private.into(),
+        username_key: key,
+        email: new.email.to_owned(),
+        private: new.private.into(),
         created_at: now_secs(),
         deleted: 0,
-        version: next_version(),
+        version: now,
     };
+    if !new.password_hash.is_empty() {
+        secrets::set_password(db, user.user_id, new.password_hash).await?;
+    }
+    write_user(db, &user).await?;
+    Ok(user)
+}
+
+/// The user with this id, unless deleted.
+pub async fn user_by_id(db: &Db, user_id: u64) -> Result<Option<User>> {
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM users FINAL WHERE deleted = 0 AND user_id = ? LIMIT 1");
+    Ok(db
+        .client()
+        .query(&sql)
+        .bind(user_id)
+        .fetch_optional()
+        .await?)
+}
+
+/// Changes the user's contact address.
+pub async fn set_email(db: &Db, user_id: u64, email: &str) -> Result<User> {
+    let mut user = user_by_id(db, user_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {user_id}")))?;
+    user.email = email.to_owned();
+    user.version = bump(user.version);
     write_user(db, &user).await?;
     Ok(user)
 }
@@ -185,17 +262,54 @@ pub async fn set_private(db: &Db, name: &str, private: bool) -> Result<User> {
 /// `settle` is the wait between the two ([`DELETE_SETTLE`] for a live
 /// service; zero where nothing else writes).
 pub async fn delete_user(db: &Db, name: &str, settle: std::time::Duration) -> Result<User> {
+    let user = mark_user_deleted(db, name).await?;
+    tokio::time::sleep(settle).await;
+    delete_user_rows(db, user.user_id).await?;
+    Ok(user)
+}
+
+/// Users marked deleted whose rows are still in the store (a delete that
+/// stopped half way, or one waiting for its second pass).
+pub async fn deleted_user_ids(db: &Db) -> Result<Vec<u64>> {
+    Ok(db
+        .client()
+        .query("SELECT user_id FROM users FINAL WHERE deleted = 1")
+        .fetch_all()
+        .await?)
+}
+
+/// The first half of [`delete_user`]: the user and their machines are
+/// marked deleted (their tokens are refused from the next reload on, and
+/// the user's email is no longer in the newest row).
+pub async fn mark_user_deleted(db: &Db, name: &str) -> Result<User> {
     let mut user = get_user(db, name).await?;
     let machines = list_machines(db, &user).await?;
     user.deleted = 1;
+    user.email.clear();
     user.version = bump(user.version);
     write_user(db, &user).await?;
     for machine in machines {
         write_machine(db, &deleted(machine)).await?;
     }
-    tokio::time::sleep(settle).await;
-    delete_pulses(db, "user_id", user.user_id).await?;
     Ok(user)
+}
+
+/// The second half of [`delete_user`]: every row of a user marked deleted
+/// leaves ClickHouse — pulses, hourly XP, password, sessions and links,
+/// and the user rows themselves (mutations: gone within moments). The
+/// machines' deleted marks stay (they hold no XP), so a pulse still in
+/// some ingest log is dropped when it is shipped. Safe to repeat.
+pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
+    delete_pulses(db, "user_id", user_id).await?;
+    for table in ["user_secrets", "account_tokens", "users"] {
+        db.client()
+            .query("ALTER TABLE ? DELETE WHERE user_id = ?")
+            .bind(clickhouse::sql::Identifier(table))
+            .bind(user_id)
+            .execute()
+            .await?;
+    }
+    Ok(())
 }
 
 /// The row that marks `machine` deleted.
@@ -334,11 +448,19 @@ pub async fn delete_machine(
     name: &str,
     settle: std::time::Duration,
 ) -> Result<Machine> {
+    let machine = mark_machine_deleted(db, username, name).await?;
+    tokio::time::sleep(settle).await;
+    delete_pulses(db, "machine_id", machine.machine_id).await?;
+    Ok(machine)
+}
+
+/// The first half of [`delete_machine`]: the machine is marked deleted
+/// (its token is refused from the next reload on); its rows go with
+/// [`delete_machine_rows`].
+pub async fn mark_machine_deleted(db: &Db, username: &str, name: &str) -> Result<Machine> {
     let user = get_user(db, username).await?;
     let machine = deleted(get_machine(db, &user, name).await?);
     write_machine(db, &machine).await?;
-    tokio::time::sleep(settle).await;
-    delete_pulses(db, "machine_id", machine.machine_id).await?;
     Ok(machine)
 }
 

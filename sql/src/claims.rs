@@ -1,0 +1,153 @@
+//! Claims: deciding which of several concurrent requests gets a name (or
+//! spends a one-time link) with ClickHouse as the only store, which has no
+//! unique constraint and no transaction.
+//!
+//! Every contender writes a claim row `(key, claimed_at, claimant)` with
+//! `claimed_at` taken from its clock *before* the INSERT, then waits until
+//! [`CLAIM_SETTLE`] after `claimed_at` and reads the key's recent claims.
+//! The earliest claim (by `claimed_at`, then `claimant`) wins; everybody
+//! else lost. A contender whose INSERT took longer than [`CLAIM_ACK_LIMIT`]
+//! gives up without reading (its claim may not have been visible in time).
+//!
+//! Why two winners are impossible: say A's claim is before B's and both
+//! won. A's INSERT was acknowledged before `A.claimed_at + CLAIM_ACK_LIMIT`
+//! (it did not give up), so A's row was readable from then on. B read at
+//! `B.claimed_at + CLAIM_SETTLE` or later, which is after that moment even
+//! if B's clock runs [`CLOCK_SKEW`] behind A's, so B saw A's earlier claim
+//! and lost. The cost is one settle wait per claim, paid by sign-ups only.
+//!
+//! A claim counts for [`CLAIM_WINDOW`]: the winner must have written what
+//! it claimed for (the user row) by then, and it checks the store for an
+//! existing holder after winning, so claims older than the window no longer
+//! matter and a winner that crashed blocks the name only that long.
+
+use crate::{db::Db, error::Result};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest a claim's INSERT may take; a slower one is given up.
+pub const CLAIM_ACK_LIMIT: Duration = Duration::from_millis(1_000);
+/// How far apart the clocks of the processes that claim may be.
+pub const CLOCK_SKEW: Duration = Duration::from_millis(250);
+/// How long after its `claimed_at` a contender reads the claims.
+pub const CLAIM_SETTLE: Duration =
+    Duration::from_millis(CLAIM_ACK_LIMIT.as_millis() as u64 + CLOCK_SKEW.as_millis() as u64);
+/// How long a claim counts.
+pub const CLAIM_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct ClaimRow {
+    claim_key: String,
+    claimed_at: u64,
+    claimant: u64,
+}
+
+/// The outcome of [`claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This claim is the earliest: the caller may go on, and must finish
+    /// what it claimed for before `deadline` (unix nanoseconds) or give up.
+    Won { deadline: u64 },
+    /// Another claim came first (or this one was too slow to count).
+    Lost,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Unix nanoseconds now, on the clock claims use.
+pub fn now() -> u64 {
+    now_nanos()
+}
+
+/// Claims `key` against concurrent claimants; takes [`CLAIM_SETTLE`].
+pub async fn claim(db: &Db, key: &str) -> Result<Claim> {
+    let claimant = rand::random::<u64>();
+    let claimed_at = now_nanos();
+    let mut insert = db.client().insert::<ClaimRow>("claims").await?;
+    insert
+        .write(&ClaimRow {
+            claim_key: key.to_owned(),
+            claimed_at,
+            claimant,
+        })
+        .await?;
+    insert.end().await?;
+    let acked = now_nanos();
+    if acked.saturating_sub(claimed_at) > CLAIM_ACK_LIMIT.as_nanos() as u64 {
+        tracing::warn!(
+            ms = (acked - claimed_at) / 1_000_000,
+            "claim acknowledged too late to count; giving up"
+        );
+        return Ok(Claim::Lost);
+    }
+    let read_at = claimed_at + CLAIM_SETTLE.as_nanos() as u64;
+    let wait = read_at.saturating_sub(now_nanos());
+    tokio::time::sleep(Duration::from_nanos(wait)).await;
+    let since = claimed_at.saturating_sub(CLAIM_WINDOW.as_nanos() as u64);
+    let first: Option<(u64, u64)> = db
+        .client()
+        .query(
+            "SELECT claimed_at, claimant FROM claims \
+             WHERE claim_key = ? AND claimed_at >= ? \
+             ORDER BY claimed_at, claimant LIMIT 1",
+        )
+        .bind(key)
+        .bind(since)
+        .fetch_optional()
+        .await?;
+    Ok(if first == Some((claimed_at, claimant)) {
+        // Finish well inside the window, so a later contender that no
+        // longer counts this claim finds what it was for.
+        Claim::Won {
+            deadline: claimed_at + CLAIM_WINDOW.as_nanos() as u64 / 2,
+        }
+    } else {
+        Claim::Lost
+    })
+}
+
+/// Deletes claims older than the window (housekeeping; they decide nothing).
+pub async fn delete_expired(db: &Db) -> Result<()> {
+    let before = now_nanos().saturating_sub(2 * CLAIM_WINDOW.as_nanos() as u64);
+    db.client()
+        .query("ALTER TABLE claims DELETE WHERE claimed_at < ?")
+        .bind(before)
+        .execute()
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_of_many_concurrent_claims_wins() {
+        let db = crate::test_db!();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move { claim(&db, "user:alice").await }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            if let Claim::Won { .. } = task.await.unwrap().unwrap() {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1);
+        // Another key is independent; a later claim on the same key loses
+        // while the winner's claim counts.
+        assert!(matches!(
+            claim(&db, "user:bob").await.unwrap(),
+            Claim::Won { .. }
+        ));
+        assert_eq!(claim(&db, "user:alice").await.unwrap(), Claim::Lost);
+    }
+}

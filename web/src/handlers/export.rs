@@ -1,0 +1,145 @@
+//! `/my/pulses.csv` and `/my/pulses.parquet`: the signed-in user's pulses,
+//! streamed (see `crate::export`). The first row is read before the answer
+//! starts, so a store that is down gets a proper 503; an error later ends
+//! the download early (the client sees a truncated body).
+
+use crate::{
+    WebState,
+    error::WebError,
+    export::{CSV_CHUNK_BYTES, CSV_HEADER, PARQUET_GROUP_ROWS, csv_line, write_parquet},
+    pages::private_headers,
+    session::Visitor,
+};
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use sql::{accounts, export::ExportRow};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+async fn machine_names(
+    web: &WebState,
+    user: &accounts::User,
+) -> Result<HashMap<u64, String>, WebError> {
+    Ok(accounts::list_machines(&web.db, user)
+        .await?
+        .into_iter()
+        .map(|m| (m.machine_id, m.name))
+        .collect())
+}
+
+fn download(rx: mpsc::Receiver<Chunk>, content_type: &'static str, file: &'static str) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    private_headers(&mut response);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(file));
+    response
+}
+
+/// The user's rows, the first already read.
+async fn rows(
+    web: &WebState,
+    user_id: u64,
+) -> Result<
+    (
+        Option<ExportRow>,
+        sql::clickhouse::query::RowCursor<ExportRow>,
+    ),
+    WebError,
+> {
+    let mut cursor = sql::export::user_pulses(&web.db, user_id)?;
+    let first = cursor.next().await.map_err(sql::Error::from)?;
+    Ok((first, cursor))
+}
+
+fn stream_error(e: impl std::fmt::Display) -> std::io::Error {
+    tracing::error!(error = %e, "export ended early");
+    std::io::Error::other(e.to_string())
+}
+
+pub async fn csv(State(web): State<WebState>, visitor: Visitor) -> Result<Response, WebError> {
+    let user = visitor.require()?.user.clone();
+    let machines = machine_names(&web, &user).await?;
+    let (first, mut cursor) = rows(&web, user.user_id).await?;
+    let (tx, rx) = mpsc::channel::<Chunk>(2);
+    tokio::spawn(async move {
+        let mut out = String::with_capacity(CSV_CHUNK_BYTES + 1024);
+        out.push_str(CSV_HEADER);
+        let mut next = first;
+        while let Some(row) = next.take() {
+            csv_line(&mut out, &row, &machines);
+            if out.len() >= CSV_CHUNK_BYTES
+                && tx
+                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                    .await
+                    .is_err()
+            {
+                return; // the client went away
+            }
+            match cursor.next().await {
+                Ok(row) => next = row,
+                Err(e) => {
+                    let _ = tx.send(Err(stream_error(e))).await;
+                    return;
+                }
+            }
+        }
+        if !out.is_empty() {
+            let _ = tx.send(Ok(Bytes::from(out))).await;
+        }
+    });
+    Ok(download(
+        rx,
+        "text/csv; charset=utf-8",
+        "attachment; filename=\"codestats-pulses.csv\"",
+    ))
+}
+
+pub async fn parquet(State(web): State<WebState>, visitor: Visitor) -> Result<Response, WebError> {
+    let user = visitor.require()?.user.clone();
+    let machines = machine_names(&web, &user).await?;
+    let (first, mut cursor) = rows(&web, user.user_id).await?;
+    let (tx, rx) = mpsc::channel::<Chunk>(2);
+    let (groups_tx, groups_rx) = mpsc::channel::<Vec<ExportRow>>(1);
+    let writer_tx = tx.clone();
+    tokio::task::spawn_blocking(move || write_parquet(groups_rx, machines, writer_tx));
+    tokio::spawn(async move {
+        let mut group = Vec::with_capacity(PARQUET_GROUP_ROWS);
+        let mut next = first;
+        while let Some(row) = next.take() {
+            group.push(row);
+            if group.len() >= PARQUET_GROUP_ROWS
+                && groups_tx.send(std::mem::take(&mut group)).await.is_err()
+            {
+                return;
+            }
+            match cursor.next().await {
+                Ok(row) => next = row,
+                Err(e) => {
+                    // The writer is left unfinished: the client gets an
+                    // error, not a file that looks whole.
+                    let _ = tx.send(Err(stream_error(e))).await;
+                    return;
+                }
+            }
+        }
+        if !group.is_empty() {
+            let _ = groups_tx.send(group).await;
+        }
+    });
+    Ok(download(
+        rx,
+        "application/vnd.apache.parquet",
+        "attachment; filename=\"codestats-pulses.parquet\"",
+    ))
+}

@@ -1,0 +1,136 @@
+//! `GET/POST /login`, `POST /logout`.
+
+use super::{Peer, client_address};
+use crate::{
+    WebState,
+    error::WebError,
+    form::CsrfForm,
+    pages::{Page, private_headers, respond, see_other},
+    password, session,
+    session::Visitor,
+};
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+use sql::{account_tokens, accounts};
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginView<'a> {
+    form: &'a LoginForm,
+}
+
+fn page(form: &LoginForm) -> Page<LoginView<'_>> {
+    Page::new("account/login.html", "Log in", LoginView { form })
+}
+
+pub async fn show(State(web): State<WebState>, visitor: Visitor) -> Result<Response, WebError> {
+    if visitor.signed_in.is_some() {
+        return Ok(see_other("/my/machines", &[]));
+    }
+    respond(&web, &visitor, page(&LoginForm::default()))
+}
+
+fn too_many(
+    web: &WebState,
+    visitor: &Visitor,
+    form: &LoginForm,
+    wait: Duration,
+) -> Result<Response, WebError> {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let mut response = respond(
+        web,
+        visitor,
+        page(form).error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins: try again in {minutes} minute(s)"),
+        ),
+    )?;
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    );
+    Ok(response)
+}
+
+pub async fn submit(
+    State(web): State<WebState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    CsrfForm { visitor, form }: CsrfForm<LoginForm>,
+) -> Result<Response, WebError> {
+    let address = client_address(&web, peer, &headers);
+    let limits = &web.login_failures;
+    if let Some(wait) = limits.address.blocked(&address) {
+        tracing::warn!(%address, "login refused: too many failures from this address");
+        return too_many(&web, &visitor, &form, wait);
+    }
+    let user = if form.username.len() <= 256 {
+        accounts::find_user(&web.db, &form.username).await?
+    } else {
+        None
+    };
+    let account_key = user.as_ref().map(|u| u.user_id.to_string());
+    if let Some(key) = &account_key
+        && let Some(wait) = limits.account.blocked(key)
+    {
+        tracing::warn!(user = %form.username, "login refused: too many failures for this account");
+        return too_many(&web, &visitor, &form, wait);
+    }
+    let stored = match &user {
+        Some(u) => Some(
+            accounts::secrets::get(&web.db, u.user_id)
+                .await?
+                .password_hash,
+        ),
+        None => None,
+    };
+    if !password::verify(form.password.clone(), stored).await {
+        limits.address.fail(&address);
+        if let Some(key) = &account_key {
+            limits.account.fail(key);
+        }
+        tracing::info!(%address, "failed login");
+        return respond(
+            &web,
+            &visitor,
+            page(&form).error(StatusCode::UNAUTHORIZED, "wrong username or password"),
+        );
+    }
+    let user = user.expect("a password matched, so the user exists");
+    if let Some(key) = &account_key {
+        limits.account.clear(key);
+    }
+    if let Some(old) = &visitor.signed_in {
+        account_tokens::mark_used(&web.db, &old.session).await?;
+    }
+    let cookies = session::start(&web, &user).await?;
+    tracing::info!(user = %user.username, "logged in");
+    Ok(see_other("/my/machines", &cookies))
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn logout(
+    State(web): State<WebState>,
+    CsrfForm { visitor, .. }: CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    if let Some(signed_in) = &visitor.signed_in {
+        account_tokens::mark_used(&web.db, &signed_in.session).await?;
+    }
+    let mut response = see_other("/", &session::clear(&web));
+    private_headers(&mut response);
+    Ok(response)
+}

@@ -1,0 +1,267 @@
+//! `/my/preferences`: privacy, email, password, sessions, deleting the
+//! account.
+
+use super::{email_problem, machines::notice_text, password_problem, reload_tokens, site_changed};
+use crate::{
+    SiteChange, WebState,
+    config::MIN_PASSWORD_CHARS,
+    error::WebError,
+    form::CsrfForm,
+    pages::{Page, respond, see_other},
+    password, session,
+    session::Visitor,
+};
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+use sql::{
+    account_tokens,
+    accounts::{self, DELETE_SETTLE},
+};
+
+#[derive(Serialize)]
+struct PreferencesView {
+    private: bool,
+    email: String,
+    min_password: usize,
+}
+
+fn page(visitor: &Visitor) -> Result<Page<PreferencesView>, WebError> {
+    let user = &visitor.require()?.user;
+    Ok(Page::new(
+        "account/preferences.html",
+        "Preferences",
+        PreferencesView {
+            private: user.is_private(),
+            email: user.email.clone(),
+            min_password: MIN_PASSWORD_CHARS,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+pub async fn show(
+    State(web): State<WebState>,
+    visitor: Visitor,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, WebError> {
+    let mut page = page(&visitor)?;
+    if let Some(text) = query.notice.as_deref().and_then(notice_text) {
+        page = page.notice(text);
+    }
+    respond(&web, &visitor, page)
+}
+
+#[derive(Deserialize)]
+pub struct PrivacyForm {
+    #[serde(default)]
+    private: String,
+}
+
+pub async fn privacy(
+    State(web): State<WebState>,
+    CsrfForm { visitor, form }: CsrfForm<PrivacyForm>,
+) -> Result<Response, WebError> {
+    let user = &visitor.require()?.user;
+    let private = match form.private.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(WebError::BadRequest("private must be 0 or 1".into())),
+    };
+    let user = accounts::set_private(&web.db, &user.username, private).await?;
+    if private {
+        web.ingest.user_hidden(user.user_id);
+    } else {
+        web.ingest.user_shown(user.user_id, &user.username);
+    }
+    reload_tokens(&web).await?;
+    tracing::info!(user = %user.username, private, "privacy changed");
+    site_changed(
+        &web,
+        SiteChange {
+            user_id: user.user_id,
+            username: user.username.clone(),
+            public: !private,
+        },
+    )
+    .await;
+    let notice = if private { "private" } else { "public" };
+    Ok(see_other(&format!("/my/preferences?notice={notice}"), &[]))
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn email(
+    State(web): State<WebState>,
+    CsrfForm { visitor, form }: CsrfForm<EmailForm>,
+) -> Result<Response, WebError> {
+    let user = &visitor.require()?.user;
+    let email = form.email.trim();
+    if let Some(problem) = email_problem(email) {
+        return respond(
+            &web,
+            &visitor,
+            page(&visitor)?.error(StatusCode::BAD_REQUEST, problem),
+        );
+    }
+    accounts::set_email(&web.db, user.user_id, email).await?;
+    Ok(see_other("/my/preferences?notice=email", &[]))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn password(
+    State(web): State<WebState>,
+    CsrfForm { visitor, form }: CsrfForm<PasswordForm>,
+) -> Result<Response, WebError> {
+    let signed_in = visitor.require()?;
+    let user = &signed_in.user;
+    let key = user.user_id.to_string();
+    let limits = &web.login_failures;
+    if limits.account.blocked(&key).is_some() {
+        return respond(
+            &web,
+            &visitor,
+            page(&visitor)?.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong passwords: try again later",
+            ),
+        );
+    }
+    let stored = accounts::secrets::get(&web.db, user.user_id)
+        .await?
+        .password_hash;
+    if !password::verify(form.current, Some(stored)).await {
+        limits.account.fail(&key);
+        return respond(
+            &web,
+            &visitor,
+            page(&visitor)?.error(StatusCode::UNAUTHORIZED, "the current password is wrong"),
+        );
+    }
+    if let Some(problem) = password_problem(&form.password) {
+        return respond(
+            &web,
+            &visitor,
+            page(&visitor)?.error(StatusCode::BAD_REQUEST, problem),
+        );
+    }
+    let hash = password::hash(form.password).await;
+    // Every session made before now ends, this one too; this browser gets
+    // a new one.
+    accounts::secrets::set_password(&web.db, user.user_id, &hash).await?;
+    account_tokens::mark_used(&web.db, &signed_in.session).await?;
+    let cookies = session::start(&web, user).await?;
+    tracing::info!(user = %user.username, "password changed");
+    Ok(see_other("/my/preferences?notice=password", &cookies))
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// "Log out everywhere": every session of the user ends, this one too.
+pub async fn end_sessions(
+    State(web): State<WebState>,
+    CsrfForm { visitor, .. }: CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let user = &visitor.require()?.user;
+    accounts::secrets::end_sessions(&web.db, user.user_id).await?;
+    tracing::info!(user = %user.username, "logged out everywhere");
+    Ok(see_other("/login", &session::clear(&web)))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Serialize)]
+struct MessageView {
+    message: &'static str,
+    link: Option<Link>,
+}
+
+#[derive(Serialize)]
+struct Link {
+    href: &'static str,
+    text: &'static str,
+}
+
+pub async fn delete(
+    State(web): State<WebState>,
+    CsrfForm { visitor, form }: CsrfForm<DeleteForm>,
+) -> Result<Response, WebError> {
+    let user = visitor.require()?.user.clone();
+    if form.confirm != user.username {
+        return respond(
+            &web,
+            &visitor,
+            page(&visitor)?.error(
+                StatusCode::BAD_REQUEST,
+                "to delete the account, type its username exactly",
+            ),
+        );
+    }
+    let db = &web.db;
+    accounts::mark_user_deleted(db, &user.username).await?;
+    web.ingest.user_hidden(user.user_id);
+    reload_tokens(&web).await?;
+    site_changed(
+        &web,
+        SiteChange {
+            user_id: user.user_id,
+            username: user.username.clone(),
+            public: false,
+        },
+    )
+    .await;
+    accounts::delete_user_rows(db, user.user_id).await?;
+    // Once more after a running ship of their pulses has certainly ended.
+    let db = db.clone();
+    let user_id = user.user_id;
+    web.tasks.spawn(async move {
+        tokio::time::sleep(DELETE_SETTLE).await;
+        if let Err(e) = accounts::delete_user_rows(&db, user_id).await {
+            tracing::error!(user_id, error = %e, "second pass of an account delete failed");
+        }
+    });
+    tracing::info!(user = %user.username, "account deleted");
+    let gone = Visitor::anonymous();
+    let mut response = respond(
+        &web,
+        &gone,
+        Page::new(
+            "account/message.html",
+            "Account deleted",
+            MessageView {
+                message: "Your account, your machines and all your XP are deleted. Thank you for coding with us.",
+                link: Some(Link {
+                    href: "/",
+                    text: "Back to the front page",
+                }),
+            },
+        ),
+    )?;
+    for c in session::clear(&web) {
+        session::add_cookie(&mut response, &c);
+    }
+    Ok(response)
+}

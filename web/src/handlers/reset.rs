@@ -1,0 +1,202 @@
+//! `/password-reset`: a one-time, expiring link by mail (or printed by
+//! `codestats users reset-password`), and the form it leads to.
+
+use super::password_problem;
+use crate::{
+    WebState,
+    config::{MIN_PASSWORD_CHARS, RESET_TTL},
+    error::WebError,
+    form::CsrfForm,
+    pages::{Page, respond, see_other},
+    password, session,
+    session::Visitor,
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+use sql::{
+    account_tokens::{self, AccountToken, Kind},
+    accounts::{self, User},
+    claims::{self, Claim},
+};
+
+#[derive(Serialize)]
+struct RequestView {
+    mail: bool,
+    link_minutes: u64,
+}
+
+fn request_page(web: &WebState) -> Page<RequestView> {
+    Page::new(
+        "account/reset_request.html",
+        "Reset your password",
+        RequestView {
+            mail: web.mailer.is_some(),
+            link_minutes: RESET_TTL.as_secs() / 60,
+        },
+    )
+}
+
+pub async fn show(State(web): State<WebState>, visitor: Visitor) -> Result<Response, WebError> {
+    respond(&web, &visitor, request_page(&web))
+}
+
+#[derive(Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    username: String,
+}
+
+/// A reset link for `user`, valid for [`RESET_TTL`], once.
+pub async fn create_link(web_db: &sql::Db, public_url: &str, user: &User) -> sql::Result<String> {
+    let (secret, _) = account_tokens::create(web_db, Kind::Reset, user.user_id, RESET_TTL).await?;
+    Ok(format!(
+        "{}/password-reset/{secret}",
+        public_url.trim_end_matches('/')
+    ))
+}
+
+pub async fn submit(
+    State(web): State<WebState>,
+    CsrfForm { visitor, form }: CsrfForm<RequestForm>,
+) -> Result<Response, WebError> {
+    if web.mailer.is_none() {
+        return respond(&web, &visitor, request_page(&web));
+    }
+    let user = if form.username.len() <= 256 {
+        accounts::find_user(&web.db, &form.username).await?
+    } else {
+        None
+    };
+    // The answer is the same whether the account exists, has an address,
+    // or was sent too many links: it tells nobody anything.
+    if let Some(user) = user.filter(|u| !u.email.is_empty()) {
+        let key = user.user_id.to_string();
+        if web.login_failures.mails.blocked(&key).is_none() {
+            web.login_failures.mails.fail(&key);
+            let link = create_link(&web.db, &web.config.public_url, &user).await?;
+            let web2 = web.clone();
+            web.tasks.spawn(async move {
+                let body = format!(
+                    "Someone (hopefully you) asked to reset the password of {:?} on {}.\n\n\
+                     Set a new password here within {} minutes; the link works once:\n\n{link}\n\n\
+                     If it was not you, ignore this mail: your password stays as it is.\n",
+                    user.username,
+                    web2.config.public_url,
+                    RESET_TTL.as_secs() / 60,
+                );
+                let mailer = web2.mailer.as_ref().expect("checked above");
+                match mailer
+                    .send(&user.email, "Reset your codestats password", body)
+                    .await
+                {
+                    Ok(()) => tracing::info!(user = %user.username, "password reset mailed"),
+                    Err(e) => {
+                        tracing::error!(user = %user.username, error = %e, "cannot mail a password reset")
+                    }
+                }
+            });
+        }
+    }
+    respond(
+        &web,
+        &visitor,
+        request_page(&web).notice(
+            "If that account has an email address, a link to set a new password is on its way.",
+        ),
+    )
+}
+
+#[derive(Serialize)]
+struct LinkView<'a> {
+    valid: bool,
+    token: &'a str,
+    username: &'a str,
+    min_password: usize,
+}
+
+/// The reset token behind `secret` and its user, if the link still works:
+/// not used, not expired, and made after the last password change.
+async fn live_link(web: &WebState, secret: &str) -> Result<Option<(AccountToken, User)>, WebError> {
+    if secret.len() > 64 {
+        return Ok(None);
+    }
+    let Some(token) = account_tokens::find(&web.db, Kind::Reset, secret).await? else {
+        return Ok(None);
+    };
+    let Some(user) = accounts::user_by_id(&web.db, token.user_id).await? else {
+        return Ok(None);
+    };
+    let secrets = accounts::secrets::get(&web.db, user.user_id).await?;
+    Ok((token.created_at > secrets.sessions_after).then_some((token, user)))
+}
+
+fn link_page<'a>(token: &'a str, user: Option<&'a User>) -> Page<LinkView<'a>> {
+    let page = Page::new(
+        "account/reset.html",
+        "Set a new password",
+        LinkView {
+            valid: user.is_some(),
+            token,
+            username: user.map(|u| u.username.as_str()).unwrap_or(""),
+            min_password: MIN_PASSWORD_CHARS,
+        },
+    );
+    if user.is_some() {
+        page
+    } else {
+        Page {
+            status: StatusCode::NOT_FOUND,
+            ..page
+        }
+    }
+}
+
+pub async fn show_link(
+    State(web): State<WebState>,
+    visitor: Visitor,
+    Path(secret): Path<String>,
+) -> Result<Response, WebError> {
+    let link = live_link(&web, &secret).await?;
+    respond(
+        &web,
+        &visitor,
+        link_page(&secret, link.as_ref().map(|(_, u)| u)),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SetForm {
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn set_password(
+    State(web): State<WebState>,
+    Path(secret): Path<String>,
+    CsrfForm { visitor, form }: CsrfForm<SetForm>,
+) -> Result<Response, WebError> {
+    let Some((token, user)) = live_link(&web, &secret).await? else {
+        return respond(&web, &visitor, link_page(&secret, None));
+    };
+    if let Some(problem) = password_problem(&form.password) {
+        return respond(
+            &web,
+            &visitor,
+            link_page(&secret, Some(&user)).error(StatusCode::BAD_REQUEST, problem),
+        );
+    }
+    let hash = password::hash(form.password).await;
+    // One use, even when the link is sent twice at once.
+    if claims::claim(&web.db, &format!("reset:{}", token.token_hash)).await? == Claim::Lost {
+        return respond(&web, &visitor, link_page(&secret, None));
+    }
+    accounts::secrets::set_password(&web.db, user.user_id, &hash).await?;
+    account_tokens::mark_used(&web.db, &token).await?;
+    tracing::info!(user = %user.username, "password reset");
+    let cookies = session::start(&web, &user).await?;
+    Ok(see_other("/my/preferences?notice=password", &cookies))
+}

@@ -1,0 +1,58 @@
+//! Mail out through SMTP (lettre): password-reset links.
+
+use crate::config::{SMTP_TIMEOUT, SmtpConfig};
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox,
+    message::header::ContentType,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("smtp settings: {0}")]
+    Config(String),
+    #[error("cannot send mail: {0}")]
+    Send(String),
+}
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &SmtpConfig) -> Result<Self, MailError> {
+        // The URL carries the password: errors name the setting, not the value.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose())
+            .map_err(|_| {
+                MailError::Config(
+                    "CODESTATS_SMTP_URL is not a valid smtp:// or smtps:// URL".into(),
+                )
+            })?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        let from = config
+            .from
+            .parse()
+            .map_err(|e| MailError::Config(format!("CODESTATS_SMTP_FROM: {e}")))?;
+        Ok(Self { transport, from })
+    }
+
+    /// Sends a plain-text mail to `to`.
+    pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| MailError::Send(format!("bad address: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| MailError::Send(e.to_string()))?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| MailError::Send(e.to_string()))?;
+        Ok(())
+    }
+}
