@@ -238,3 +238,39 @@ async fn serve_runs_and_stops_an_embedded_clickhouse() {
     assert!(!pid_alive(ch_pid), "clickhouse child left running");
     assert!(!pid_file.exists());
 }
+
+/// `invites create` and `users reset-password` print one-time links that
+/// the store knows, under the public URL.
+#[tokio::test]
+async fn invite_and_reset_links_are_printed() {
+    let db = sql::test_db!();
+    let d = db.database();
+    ok(codestats(d, &["users", "add", "carol"]).await);
+    let invite = ok(codestats(d, &["invites", "create", "--days", "2"]).await);
+    let secret = invite
+        .trim()
+        .split_once("/signup?invite=")
+        .unwrap_or_else(|| panic!("no invite link in {invite:?}"))
+        .1;
+    let row = sql::account_tokens::find(&db, sql::account_tokens::Kind::Invite, secret)
+        .await
+        .unwrap()
+        .expect("the invite is in the store");
+    assert!(row.expires_at > chrono::Utc::now().timestamp() as u32 + 86_400);
+    let reset = ok(codestats(d, &["users", "reset-password", "CAROL"]).await);
+    let secret = reset
+        .trim()
+        .split_once("/password-reset/")
+        .unwrap_or_else(|| panic!("no reset link in {reset:?}"))
+        .1;
+    let row = sql::account_tokens::find(&db, sql::account_tokens::Kind::Reset, secret)
+        .await
+        .unwrap()
+        .expect("the reset link is in the store");
+    let carol = sql::accounts::get_user(&db, "carol").await.unwrap();
+    assert_eq!(row.user_id, carol.user_id);
+    fails(
+        codestats(d, &["users", "reset-password", "nobody"]).await,
+        &["not found"],
+    );
+}

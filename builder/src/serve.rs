@@ -9,7 +9,7 @@
 //! - `api/users/…` is never answered from the directory: those documents
 //!   go out through ingest's read API only, which checks who is public.
 //! - Content type by extension; `Cache-Control` long and immutable under
-//!   `/static/` (pages link assets with `?v=<hash>`), one minute elsewhere;
+//!   `/static/` (pages link assets with `?v=<hash>`), revalidated elsewhere;
 //!   `ETag` from the content, `If-None-Match` → 304; gzip when accepted.
 //! - Hot files are kept in memory with their gzip variant, checked against
 //!   the file's size, mtime and inode on every request (one `stat`), so a
@@ -35,8 +35,10 @@ use crate::paths;
 
 /// `Cache-Control` of `/static/` assets (their URLs carry a version).
 pub const CACHE_STATIC: &str = "public, max-age=31536000, immutable";
-/// `Cache-Control` of pages, charts and JSON (rebuilt every few minutes).
-pub const CACHE_PAGES: &str = "public, max-age=60";
+/// `Cache-Control` of pages, charts and JSON: cached, but revalidated on
+/// every use (a 304 while the ETag holds), so a profile made private or
+/// deleted is gone from a browser at once.
+pub const CACHE_PAGES: &str = "public, no-cache";
 /// `Cache-Control` of the 404 page.
 pub const CACHE_MISS: &str = "no-cache";
 /// Files larger than this are served but not kept in memory.

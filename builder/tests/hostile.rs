@@ -74,10 +74,11 @@ fn hostile_names_are_inert_everywhere() {
     assert_eq!(report.users, 4 + 2 * HOSTILE.len());
     for rel in files(&out) {
         let text = String::from_utf8_lossy(&fs::read(out.join(&rel)).unwrap()).to_lowercase();
-        // the only script is our own live-updates file
+        // the only scripts are our own: live updates and the account menu
         assert_eq!(
             text.matches("<script").count(),
-            text.matches("<script src=\"/static/live.js?v=").count(),
+            text.matches("<script src=\"/static/live.js?v=").count()
+                + text.matches("<script src=\"/static/account.js?v=").count(),
             "{rel} has a <script"
         );
         assert!(!text.contains("<svg onload"), "{rel} has a live onload");

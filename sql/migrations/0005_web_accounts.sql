@@ -33,12 +33,14 @@ ENGINE = ReplacingMergeTree(version)
 ORDER BY token_hash;
 
 -- Claims on a name (or a one-time link) by concurrent requests: the earliest
--- claim wins (see sql/src/claims.rs). Rows are never updated.
+-- open claim wins (see sql/src/claims.rs). Rows are never updated: a claim
+-- that did what it was for gets a second row with done = 1.
 CREATE TABLE IF NOT EXISTS claims
 (
     claim_key String,
     claimed_at UInt64,
-    claimant UInt64
+    claimant UInt64,
+    done UInt8
 )
 ENGINE = MergeTree
 ORDER BY (claim_key, claimed_at, claimant);

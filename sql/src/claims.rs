@@ -16,10 +16,14 @@
 //! if B's clock runs [`CLOCK_SKEW`] behind A's, so B saw A's earlier claim
 //! and lost. The cost is one settle wait per claim, paid by sign-ups only.
 //!
-//! A claim counts for [`CLAIM_WINDOW`]: the winner must have written what
-//! it claimed for (the user row) by then, and it checks the store for an
-//! existing holder after winning, so claims older than the window no longer
-//! matter and a winner that crashed blocks the name only that long.
+//! A claim counts for [`CLAIM_WINDOW`], until it is marked done: by the
+//! loser at once, by the winner ([`finish`]) once what it claimed for is
+//! written (the user row). A
+//! winner checks the store for an existing holder after winning, so a done
+//! claim, or one older than the window, no longer needs to count: a name
+//! freed by a deleted account can be taken again at once, and a winner that
+//! crashed blocks the name only for the window. The winner must finish
+//! before its `deadline`, half the window, or give up.
 
 use crate::{db::Db, error::Result};
 use clickhouse::Row;
@@ -41,6 +45,7 @@ struct ClaimRow {
     claim_key: String,
     claimed_at: u64,
     claimant: u64,
+    done: u8,
 }
 
 /// The outcome of [`claim`].
@@ -48,9 +53,24 @@ struct ClaimRow {
 pub enum Claim {
     /// This claim is the earliest: the caller may go on, and must finish
     /// what it claimed for before `deadline` (unix nanoseconds) or give up.
-    Won { deadline: u64 },
+    Won(Won),
     /// Another claim came first (or this one was too slow to count).
     Lost,
+}
+
+/// A won claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Won {
+    pub deadline: u64,
+    claimed_at: u64,
+    claimant: u64,
+}
+
+async fn write(db: &Db, row: &ClaimRow) -> Result<()> {
+    let mut insert = db.client().insert::<ClaimRow>("claims").await?;
+    insert.write(row).await?;
+    insert.end().await?;
+    Ok(())
 }
 
 fn now_nanos() -> u64 {
@@ -69,21 +89,28 @@ pub fn now() -> u64 {
 pub async fn claim(db: &Db, key: &str) -> Result<Claim> {
     let claimant = rand::random::<u64>();
     let claimed_at = now_nanos();
-    let mut insert = db.client().insert::<ClaimRow>("claims").await?;
-    insert
-        .write(&ClaimRow {
+    write(
+        db,
+        &ClaimRow {
             claim_key: key.to_owned(),
             claimed_at,
             claimant,
-        })
-        .await?;
-    insert.end().await?;
+            done: 0,
+        },
+    )
+    .await?;
     let acked = now_nanos();
     if acked.saturating_sub(claimed_at) > CLAIM_ACK_LIMIT.as_nanos() as u64 {
         tracing::warn!(
             ms = (acked - claimed_at) / 1_000_000,
             "claim acknowledged too late to count; giving up"
         );
+        let own = Won {
+            deadline: 0,
+            claimed_at,
+            claimant,
+        };
+        finish(db, key, &own).await?;
         return Ok(Claim::Lost);
     }
     let read_at = claimed_at + CLAIM_SETTLE.as_nanos() as u64;
@@ -95,21 +122,41 @@ pub async fn claim(db: &Db, key: &str) -> Result<Claim> {
         .query(
             "SELECT claimed_at, claimant FROM claims \
              WHERE claim_key = ? AND claimed_at >= ? \
+             GROUP BY claimed_at, claimant HAVING max(done) = 0 \
              ORDER BY claimed_at, claimant LIMIT 1",
         )
         .bind(key)
         .bind(since)
         .fetch_optional()
         .await?;
-    Ok(if first == Some((claimed_at, claimant)) {
-        // Finish well inside the window, so a later contender that no
-        // longer counts this claim finds what it was for.
-        Claim::Won {
-            deadline: claimed_at + CLAIM_WINDOW.as_nanos() as u64 / 2,
-        }
+    let own = Won {
+        deadline: claimed_at + CLAIM_WINDOW.as_nanos() as u64 / 2,
+        claimed_at,
+        claimant,
+    };
+    if first == Some((claimed_at, claimant)) {
+        Ok(Claim::Won(own))
     } else {
-        Claim::Lost
-    })
+        // A lost claim stops counting at once, so it blocks nobody later.
+        finish(db, key, &own).await?;
+        Ok(Claim::Lost)
+    }
+}
+
+/// Marks a won claim done: what it was for is written (and anybody who
+/// claims the key from now on finds it), so the claim no longer blocks.
+/// Lost claims are marked done by [`claim`] itself.
+pub async fn finish(db: &Db, key: &str, won: &Won) -> Result<()> {
+    write(
+        db,
+        &ClaimRow {
+            claim_key: key.to_owned(),
+            claimed_at: won.claimed_at,
+            claimant: won.claimant,
+            done: 1,
+        },
+    )
+    .await
 }
 
 /// Deletes claims older than the window (housekeeping; they decide nothing).
@@ -137,17 +184,21 @@ mod tests {
         }
         let mut won = 0;
         for task in tasks {
-            if let Claim::Won { .. } = task.await.unwrap().unwrap() {
+            if let Claim::Won(_) = task.await.unwrap().unwrap() {
                 won += 1;
             }
         }
         assert_eq!(won, 1);
         // Another key is independent; a later claim on the same key loses
-        // while the winner's claim counts.
+        // while the winner's claim is open, and wins once it is done.
+        let Claim::Won(bob) = claim(&db, "user:bob").await.unwrap() else {
+            panic!("the only claim on bob lost");
+        };
+        assert_eq!(claim(&db, "user:bob").await.unwrap(), Claim::Lost);
+        finish(&db, "user:bob", &bob).await.unwrap();
         assert!(matches!(
             claim(&db, "user:bob").await.unwrap(),
-            Claim::Won { .. }
+            Claim::Won(_)
         ));
-        assert_eq!(claim(&db, "user:alice").await.unwrap(), Claim::Lost);
     }
 }

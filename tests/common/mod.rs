@@ -1,7 +1,10 @@
 //! What the binary's integration tests share: running `codestats` commands
-//! and `codestats serve` against the test ClickHouse, and Chromium's flags.
+//! and `codestats serve` against the test ClickHouse, Chromium's flags, and
+//! a DevTools client to drive it ([`cdp`]).
 
 #![allow(dead_code)] // each test binary uses part of it
+
+pub mod cdp;
 
 use std::{
     path::Path,

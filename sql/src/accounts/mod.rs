@@ -189,18 +189,19 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User> {
         return Err(taken(&existing));
     }
     let key = names::fold(name);
-    let deadline = match crate::claims::claim(db, &format!("user:{key}")).await? {
-        crate::claims::Claim::Won { deadline } => deadline,
+    let claim_key = format!("user:{key}");
+    let won = match crate::claims::claim(db, &claim_key).await? {
+        crate::claims::Claim::Won(won) => won,
         crate::claims::Claim::Lost => {
             return Err(Error::Conflict(format!("user {name:?}")));
         }
     };
-    // A holder whose claim is older than the claim window.
+    // A holder whose claim is done, or older than the claim window.
     if let Some(existing) = find_user(db, name).await? {
         return Err(taken(&existing));
     }
     let now = next_version();
-    if now > deadline {
+    if now > won.deadline {
         return Err(Error::Conflict(format!(
             "user {name:?} (the claim on the name expired; try again)"
         )));
@@ -219,6 +220,7 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User> {
         secrets::set_password(db, user.user_id, new.password_hash).await?;
     }
     write_user(db, &user).await?;
+    crate::claims::finish(db, &claim_key, &won).await?;
     Ok(user)
 }
 
