@@ -127,7 +127,12 @@ pub async fn log_server_errors(
     next: axum::middleware::Next,
 ) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // The route, not the path: a path can hold a secret (a reset link).
+    let path = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(no route)".to_owned());
     let response = next.run(request).await;
     if response.status().is_server_error() {
         let detail = response

@@ -88,7 +88,10 @@ pub fn now() -> u64 {
 /// Claims `key` against concurrent claimants; takes [`CLAIM_SETTLE`].
 pub async fn claim(db: &Db, key: &str) -> Result<Claim> {
     let claimant = rand::random::<u64>();
+    // `claimed_at` orders the claims; the waits are measured on the
+    // monotonic clock, so a step of the wall clock cannot shorten them.
     let claimed_at = now_nanos();
+    let started = std::time::Instant::now();
     write(
         db,
         &ClaimRow {
@@ -99,10 +102,10 @@ pub async fn claim(db: &Db, key: &str) -> Result<Claim> {
         },
     )
     .await?;
-    let acked = now_nanos();
-    if acked.saturating_sub(claimed_at) > CLAIM_ACK_LIMIT.as_nanos() as u64 {
+    let took = started.elapsed();
+    if took > CLAIM_ACK_LIMIT {
         tracing::warn!(
-            ms = (acked - claimed_at) / 1_000_000,
+            ms = took.as_millis() as u64,
             "claim acknowledged too late to count; giving up"
         );
         let own = Won {
@@ -113,9 +116,7 @@ pub async fn claim(db: &Db, key: &str) -> Result<Claim> {
         finish(db, key, &own).await?;
         return Ok(Claim::Lost);
     }
-    let read_at = claimed_at + CLAIM_SETTLE.as_nanos() as u64;
-    let wait = read_at.saturating_sub(now_nanos());
-    tokio::time::sleep(Duration::from_nanos(wait)).await;
+    tokio::time::sleep(CLAIM_SETTLE.saturating_sub(started.elapsed())).await;
     let since = claimed_at.saturating_sub(CLAIM_WINDOW.as_nanos() as u64);
     let first: Option<(u64, u64)> = db
         .client()

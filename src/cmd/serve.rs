@@ -181,10 +181,33 @@ async fn housekeeping(db: sql::Db) {
 /// What the web pages do when a user's public state changed: their pages
 /// go at once when they are no longer public, then an incremental rollup
 /// rebuilds them and the shared pages (waited for up to
-/// `web::config::SITE_UPDATE_WAIT`, then left running).
+/// `web::config::SITE_UPDATE_WAIT`, then left running). Changes that arrive
+/// while a rollup runs share the next one: however many changes come, at
+/// most one run waits.
 fn site_hook(rollups: Arc<Rollups>) -> web::SiteHook {
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(SITE_UPDATES_QUEUED);
+    let runner = rollups.clone();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut waiting = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                waiting.push(more);
+            }
+            if let Err(e) = runner.run(Scope::Incremental).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "rollup after an account change failed"
+                );
+            }
+            for done in waiting {
+                let _ = done.send(());
+            }
+        }
+    });
     Arc::new(move |change: web::SiteChange| {
         let rollups = rollups.clone();
+        let tx = tx.clone();
         Box::pin(async move {
             if !change.public {
                 let r = rollups.clone();
@@ -198,15 +221,13 @@ fn site_hook(rollups: Arc<Rollups>) -> web::SiteHook {
                 }
             }
             rollups.mark_dirty(change.user_id);
-            let run = tokio::spawn(async move {
-                if let Err(e) = rollups.run(Scope::Incremental).await {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "rollup after an account change failed"
-                    );
+            let (done, finished) = tokio::sync::oneshot::channel();
+            let wait = async {
+                if tx.send(done).await.is_ok() {
+                    let _ = finished.await;
                 }
-            });
-            if tokio::time::timeout(web::config::SITE_UPDATE_WAIT, run)
+            };
+            if tokio::time::timeout(web::config::SITE_UPDATE_WAIT, wait)
                 .await
                 .is_err()
             {
@@ -215,6 +236,9 @@ fn site_hook(rollups: Arc<Rollups>) -> web::SiteHook {
         })
     })
 }
+
+/// Account changes that may wait for the next site update at once.
+const SITE_UPDATES_QUEUED: usize = 1024;
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {

@@ -91,6 +91,9 @@ pub struct WebConfig {
     pub login_failures_per_account: usize,
     pub login_failures_per_address: usize,
     pub login_window: Duration,
+    /// How long a delete waits before its last pass
+    /// (`sql::accounts::DELETE_SETTLE`).
+    pub delete_settle: Duration,
 }
 
 impl WebConfig {
@@ -104,6 +107,7 @@ impl WebConfig {
             login_failures_per_account: LOGIN_FAILURES_PER_ACCOUNT,
             login_failures_per_address: LOGIN_FAILURES_PER_ADDRESS,
             login_window: LOGIN_WINDOW,
+            delete_settle: sql::accounts::DELETE_SETTLE,
         }
     }
 

@@ -28,6 +28,12 @@ pub enum WebError {
     BadRequest(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests at once, try again in a moment")]
+    Busy,
+    #[error("{0}")]
+    TooMany(&'static str),
     #[error("form body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("form body not received in time")]
@@ -40,6 +46,16 @@ pub enum WebError {
 
 impl From<sql::Error> for WebError {
     fn from(e: sql::Error) -> Self {
+        // Reached when a change races another (a machine deleted twice at
+        // once, say): the request's own mistake, not the server's.
+        match e {
+            sql::Error::NotFound(_) => return WebError::NotFound("account or machine"),
+            sql::Error::Conflict(what) => {
+                return WebError::Conflict(format!("{what} already exists"));
+            }
+            sql::Error::Invalid(why) => return WebError::BadRequest(why),
+            _ => {}
+        }
         if e.is_transient() {
             tracing::warn!(error = %e, "clickhouse unavailable for an account page");
             WebError::Unavailable
@@ -62,6 +78,9 @@ impl WebError {
             WebError::SignInRequired => StatusCode::SEE_OTHER,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             WebError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -84,7 +103,7 @@ impl IntoResponse for WebError {
             WebError::Internal(detail) => {
                 response.extensions_mut().insert(ErrorDetail(detail));
             }
-            WebError::Unavailable => {
+            WebError::Unavailable | WebError::Busy => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from(5));
@@ -93,4 +112,26 @@ impl IntoResponse for WebError {
         }
         response
     }
+}
+
+/// Answers the rejections of axum's own extractors (a malformed query
+/// string or path segment) as JSON, like every other error.
+pub async fn json_rejections(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(response.status().is_client_error() && plain) {
+        return response;
+    }
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&body).trim().to_owned();
+    (status, Json(json!({ "error": message }))).into_response()
 }

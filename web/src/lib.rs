@@ -56,8 +56,9 @@ pub struct Web {
     pub(crate) mailer: Option<mail::Mailer>,
     pub(crate) login_failures: limits::LoginLimits,
     pub(crate) site: Option<SiteHook>,
-    /// Deletes finishing in the background (their second pass).
+    /// Deletes finishing in the background (their second pass), mails.
     pub(crate) tasks: tokio_util::task::TaskTracker,
+    pub(crate) exports: handlers::export::Exports,
 }
 
 pub type WebState = Arc<Web>;
@@ -88,6 +89,7 @@ impl Web {
             config,
             site,
             tasks: tokio_util::task::TaskTracker::new(),
+            exports: handlers::export::Exports::default(),
         }))
     }
 
@@ -122,7 +124,11 @@ pub fn router(web: WebState) -> Router {
         .route("/my/pulses.csv", get(ex::csv))
         .route("/my/pulses.parquet", get(ex::parquet))
         .method_not_allowed_fallback(ingest::error::method_not_allowed)
+        .layer(middleware::from_fn(error::json_rejections))
         .layer(middleware::from_fn(ingest::error::log_server_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ingest::error::panicked,
+        ))
         .with_state(web)
 }
 
@@ -152,11 +158,19 @@ pub async fn invite_link(
 
 /// Housekeeping, run by `serve` at start and daily: finishes deletes a
 /// stopped process left half done (users marked deleted whose rows are
-/// still there), and drops expired sessions, links and claims.
+/// still there: their machines are marked, their rows deleted, and once
+/// the mark is older than `DELETE_SETTLE` the user row too), and drops
+/// expired sessions, links and claims.
 pub async fn housekeeping(db: &Db) -> sql::Result<()> {
-    for user_id in sql::accounts::deleted_user_ids(db).await? {
+    use sql::accounts;
+    let settled = sql::claims::now().saturating_sub(accounts::DELETE_SETTLE.as_nanos() as u64);
+    for (user_id, marked_at) in accounts::deleted_users(db).await? {
         tracing::info!(user_id, "finishing the delete of a user");
-        sql::accounts::delete_user_rows(db, user_id).await?;
+        accounts::mark_machines_deleted(db, user_id).await?;
+        accounts::delete_user_rows(db, user_id).await?;
+        if marked_at < settled {
+            accounts::delete_user_row(db, user_id).await?;
+        }
     }
     sql::account_tokens::delete_expired(db).await?;
     sql::claims::delete_expired(db).await?;

@@ -1,6 +1,8 @@
 //! Failed logins, counted per account and per client address in a sliding
 //! window; past the limit, logins for that key are refused (429) until the
-//! oldest failure leaves the window. Memory is bounded: at most
+//! oldest failure leaves the window. An attempt counts from the moment it
+//! starts and is given back when it succeeds, so attempts sent at once are
+//! counted too. Memory is bounded: at most
 //! [`MAX_KEYS`] keys are tracked, the stalest dropped first.
 
 use std::{
@@ -27,32 +29,42 @@ impl FailureCounter {
         }
     }
 
-    /// `Some(wait)` when `key` has used up its failures: try again after `wait`.
-    pub fn blocked(&self, key: &str) -> Option<Duration> {
-        let now = Instant::now();
+    /// Takes one attempt for `key` if it has any left: counted as a
+    /// failure from now on (so attempts running at once count too), and
+    /// given back with [`refund`](Self::refund) when it succeeds.
+    /// `Err(wait)`: none left, try again after `wait`.
+    pub fn attempt(&self, key: &str) -> Result<(), Duration> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let list = map.get_mut(key)?;
-        while list
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            list.pop_front();
+        let now = Instant::now();
+        if let Some(list) = map.get_mut(key) {
+            while list
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
+                list.pop_front();
+            }
+            if list.len() >= self.limit
+                && let Some(oldest) = list.front()
+            {
+                return Err(self.window.saturating_sub(now.duration_since(*oldest)));
+            }
         }
-        if list.len() >= self.limit {
-            let oldest = *list.front()?;
-            Some(self.window.saturating_sub(now.duration_since(oldest)))
-        } else {
+        self.record(&mut map, key, now);
+        Ok(())
+    }
+
+    /// Gives back the latest attempt of `key` (it succeeded).
+    pub fn refund(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(key) {
+            list.pop_back();
             if list.is_empty() {
                 map.remove(key);
             }
-            None
         }
     }
 
-    /// Counts a failure for `key`.
-    pub fn fail(&self, key: &str) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+    fn record(&self, map: &mut HashMap<String, VecDeque<Instant>>, key: &str, now: Instant) {
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
             let window = self.window;
             map.retain(|_, list| list.back().is_some_and(|t| now.duration_since(*t) < window));
@@ -72,37 +84,48 @@ impl FailureCounter {
             list.pop_front();
         }
     }
-
-    /// Forgets `key`'s failures (a successful login of that account).
-    pub fn clear(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
 }
 
 /// The two counters of failed logins.
 pub struct LoginLimits {
-    /// By user id: only accounts that exist are counted, so made-up names
-    /// cannot fill the table.
+    /// By account name (folded; made-up names too, so the answers do not
+    /// tell which names exist) and client address.
     pub account: FailureCounter,
+    /// By account name alone, from any address: a looser bound
+    /// ([`ACCOUNT_ANY_ADDRESS_FACTOR`] × the per-address one) on guessing
+    /// spread over many addresses.
+    pub account_any_address: FailureCounter,
     /// By client address.
     pub address: FailureCounter,
     /// Password-reset mails by user id (not failures, but bounded alike:
     /// [`RESET_MAILS_PER_HOUR`] an hour).
     pub mails: FailureCounter,
+    /// Password-reset requests by client address.
+    pub reset_requests: FailureCounter,
 }
 
 /// Password-reset mails one account is sent per hour at most.
 pub const RESET_MAILS_PER_HOUR: usize = 3;
+/// Password-reset requests one client address may make per hour.
+pub const RESET_REQUESTS_PER_ADDRESS_HOUR: usize = 10;
+/// How many more failures an account takes from all addresses together
+/// than from one.
+pub const ACCOUNT_ANY_ADDRESS_FACTOR: usize = 10;
 
 impl LoginLimits {
     pub fn new(config: &crate::WebConfig) -> Self {
         Self {
             account: FailureCounter::new(config.login_failures_per_account, config.login_window),
+            account_any_address: FailureCounter::new(
+                config.login_failures_per_account * ACCOUNT_ANY_ADDRESS_FACTOR,
+                config.login_window,
+            ),
             address: FailureCounter::new(config.login_failures_per_address, config.login_window),
             mails: FailureCounter::new(RESET_MAILS_PER_HOUR, Duration::from_secs(3_600)),
+            reset_requests: FailureCounter::new(
+                RESET_REQUESTS_PER_ADDRESS_HOUR,
+                Duration::from_secs(3_600),
+            ),
         }
     }
 }
@@ -112,18 +135,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_after_the_limit_until_the_window_passes() {
-        let c = FailureCounter::new(3, Duration::from_millis(200));
+    fn attempts_are_limited_in_the_window_and_refunded_on_success() {
+        let c = FailureCounter::new(3, Duration::from_millis(300));
         for _ in 0..3 {
-            assert_eq!(c.blocked("a"), None);
-            c.fail("a");
+            assert!(c.attempt("a").is_ok());
         }
-        assert!(c.blocked("a").is_some());
-        assert_eq!(c.blocked("b"), None);
-        std::thread::sleep(Duration::from_millis(210));
-        assert_eq!(c.blocked("a"), None);
-        c.fail("a");
-        c.clear("a");
-        assert_eq!(c.blocked("a"), None);
+        let wait = c.attempt("a").unwrap_err();
+        assert!(wait <= Duration::from_millis(300));
+        assert!(c.attempt("b").is_ok(), "keys are counted apart");
+        c.refund("a");
+        assert!(c.attempt("a").is_ok());
+        assert!(c.attempt("a").is_err());
+        std::thread::sleep(Duration::from_millis(310));
+        assert!(c.attempt("a").is_ok());
     }
 }

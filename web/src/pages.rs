@@ -1,8 +1,8 @@
 //! Rendering account pages: the site's templates (`templates/account/`)
 //! through the builder's [`Renderer`], so escaping, filters and stylesheet
 //! are the static site's. Every page answers `Cache-Control: no-store`
-//! (it is one person's), may not be framed, and sends no `Referer` off the
-//! site (a reset link's token is in its URL).
+//! (it is one person's), may not be framed, and sends no `Referer` at all
+//! (a reset link's token is in its URL).
 
 use crate::{WebState, config::WebConfig, error::WebError, session::Visitor};
 use axum::{
@@ -133,7 +133,7 @@ pub fn private_headers(response: &mut Response) {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
+        HeaderValue::from_static("no-referrer"),
     );
 }
 

@@ -34,16 +34,16 @@ pub const ACCOUNT_COOKIE: &str = "codestats_account";
 /// The form field every state-changing form carries.
 pub const CSRF_FIELD: &str = "_csrf";
 
-/// A signed-in visitor.
-#[derive(Debug, Clone)]
+/// A signed-in visitor. Not `Debug`: it holds the session's secret.
+#[derive(Clone)]
 pub struct SignedIn {
     pub user: User,
     pub session: AccountToken,
     secret: String,
 }
 
-/// Anyone asking, signed in or not.
-#[derive(Debug, Clone)]
+/// Anyone asking, signed in or not. Not `Debug`: it holds secrets.
+#[derive(Clone)]
 pub struct Visitor {
     pub signed_in: Option<SignedIn>,
     /// The anonymous CSRF secret, from the cookie or made now.

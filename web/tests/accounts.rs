@@ -139,6 +139,15 @@ async fn concurrent_signups_of_one_name_make_one_account() {
 async fn registration_modes_closed_and_invite() {
     let db = sql::test_db!();
     let closed = WebTest::with(db.clone(), |c| c.registration = Registration::Closed).await;
+    assert_eq!(
+        closed
+            .browser()
+            .get("/signup?invite=a&invite=b")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST,
+        "a malformed query is a JSON error too"
+    );
     let b = closed.browser();
     assert!(b.get("/signup").await.body.contains("Sign-up is closed"));
     // The closed page has no form: the token comes from the login page.
@@ -189,6 +198,12 @@ async fn registration_modes_closed_and_invite() {
             ("invite", secret.as_str()),
         ]
     };
+    // A sign-up that fails (the name is taken) does not spend the invitation.
+    sql::accounts::add_user(&db, "taken", "", false)
+        .await
+        .unwrap();
+    let failed = b.submit(&path, "/signup", &fields("taken")).await;
+    assert_eq!(failed.status, StatusCode::CONFLICT, "{}", failed.body);
     let done = b.submit(&path, "/signup", &fields("invited")).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     // A spent invitation shows no form any more; its POST is refused.
@@ -337,6 +352,48 @@ async fn failed_logins_are_rate_limited_per_account_and_per_address() {
         t.browser().login("heidi", PASSWORD).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
+}
+
+/// Guesses sent all at once are counted as they start: of 12 parallel
+/// wrong passwords for one account, only the limit's worth is checked, and
+/// an unknown name is answered exactly like a known one.
+#[tokio::test]
+async fn parallel_guesses_are_counted_as_they_start() {
+    let t = WebTest::with(sql::test_db!(), |c| {
+        c.login_failures_per_account = 3;
+        c.login_failures_per_address = 100;
+    })
+    .await;
+    t.browser().signup("ursula", PASSWORD).await;
+    for name in ["ursula", "nobody-at-all"] {
+        let browsers: Vec<_> = (0..12).map(|_| t.browser()).collect();
+        let mut csrfs = Vec::new();
+        for b in &browsers {
+            csrfs.push(b.get("/login").await.csrf());
+        }
+        let guesses = browsers.iter().zip(&csrfs).map(|(b, csrf)| async move {
+            b.post(
+                "/login",
+                &[
+                    ("_csrf", csrf.as_str()),
+                    ("username", name),
+                    ("password", "wrong"),
+                ],
+            )
+            .await
+            .status
+        });
+        let statuses = futures::future::join_all(guesses).await;
+        let checked = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!((checked, refused), (3, 9), "{name}: {statuses:?}");
+    }
 }
 
 /// A machine added on the web takes its very next pulse; deactivated, its
@@ -595,4 +652,33 @@ async fn deleting_the_account_removes_it_everywhere() {
         t.browser().signup("leo", PASSWORD).await.status,
         StatusCode::SEE_OTHER
     );
+}
+
+/// The email address (where reset links go) changes only with the current
+/// password: a session alone cannot redirect the account's resets.
+#[tokio::test]
+async fn changing_the_email_needs_the_password() {
+    let t = WebTest::start(sql::test_db!()).await;
+    let b = t.browser();
+    b.signup("vera", PASSWORD).await;
+    let wrong = b
+        .submit(
+            "/my/preferences",
+            "/my/preferences/email",
+            &[("email", "thief@example.com"), ("current", "guess")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let user = sql::accounts::get_user(&t.db, "vera").await.unwrap();
+    assert_eq!(user.email, "vera@example.com");
+    let done = b
+        .submit(
+            "/my/preferences",
+            "/my/preferences/email",
+            &[("email", "new@example.com"), ("current", PASSWORD)],
+        )
+        .await;
+    assert_eq!(done.location(), Some("/my/preferences?notice=email"));
+    let user = sql::accounts::get_user(&t.db, "vera").await.unwrap();
+    assert_eq!(user.email, "new@example.com");
 }

@@ -12,9 +12,10 @@ use crate::{
     db::Db,
     error::{Error, Result},
     migrate::now_secs,
-    names, token,
+    names,
 };
 
+pub mod machines;
 pub mod secrets;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -79,11 +80,9 @@ pub const DELETE_SETTLE: std::time::Duration = std::time::Duration::from_secs(18
 
 const USER_COLUMNS: &str =
     "user_id, username, username_key, email, private, created_at, deleted, version";
-const MACHINE_COLUMNS: &str =
-    "machine_id, user_id, name, token_hash, active, created_at, deleted, version";
 
 /// A version for a new row: the wall clock in nanoseconds.
-fn next_version() -> u64 {
+pub(crate) fn next_version() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -99,11 +98,11 @@ pub fn version_after(current: u64, now: u64) -> u64 {
 }
 
 /// The version of a change to a row read at version `current`.
-fn bump(current: u64) -> u64 {
+pub(crate) fn bump(current: u64) -> u64 {
     version_after(current, next_version())
 }
 
-fn new_id() -> u64 {
+pub(crate) fn new_id() -> u64 {
     // Never 0, so 0 can mean "none" in aggregates.
     rand::random::<u64>().max(1)
 }
@@ -115,7 +114,7 @@ async fn write_user(db: &Db, user: &User) -> Result<()> {
     Ok(())
 }
 
-async fn write_machine(db: &Db, machine: &Machine) -> Result<()> {
+pub(crate) async fn write_machine(db: &Db, machine: &Machine) -> Result<()> {
     let mut insert = db.client().insert::<Machine>("machines").await?;
     insert.write(machine).await?;
     insert.end().await?;
@@ -248,7 +247,11 @@ pub async fn set_email(db: &Db, user_id: u64, email: &str) -> Result<User> {
 }
 
 pub async fn set_private(db: &Db, name: &str, private: bool) -> Result<User> {
-    let mut user = get_user(db, name).await?;
+    set_user_private(db, get_user(db, name).await?, private).await
+}
+
+/// Makes `user` (as read) private or public.
+pub async fn set_user_private(db: &Db, mut user: User, private: bool) -> Result<User> {
     user.private = private.into();
     user.version = bump(user.version);
     write_user(db, &user).await?;
@@ -264,46 +267,56 @@ pub async fn set_private(db: &Db, name: &str, private: bool) -> Result<User> {
 /// `settle` is the wait between the two ([`DELETE_SETTLE`] for a live
 /// service; zero where nothing else writes).
 pub async fn delete_user(db: &Db, name: &str, settle: std::time::Duration) -> Result<User> {
-    let user = mark_user_deleted(db, name).await?;
+    let user = mark_user_deleted(db, get_user(db, name).await?).await?;
+    delete_user_rows(db, user.user_id).await?;
     tokio::time::sleep(settle).await;
     delete_user_rows(db, user.user_id).await?;
+    delete_user_row(db, user.user_id).await?;
     Ok(user)
 }
 
-/// Users marked deleted whose rows are still in the store (a delete that
-/// stopped half way, or one waiting for its second pass).
-pub async fn deleted_user_ids(db: &Db) -> Result<Vec<u64>> {
+/// Users marked deleted whose rows may still be in the store (a delete
+/// that stopped half way, or one waiting for its last pass), with the
+/// version of their deleted mark (unix nanoseconds, about when it was made).
+pub async fn deleted_users(db: &Db) -> Result<Vec<(u64, u64)>> {
     Ok(db
         .client()
-        .query("SELECT user_id FROM users FINAL WHERE deleted = 1")
+        .query("SELECT user_id, version FROM users FINAL WHERE deleted = 1")
         .fetch_all()
         .await?)
 }
 
-/// The first half of [`delete_user`]: the user and their machines are
-/// marked deleted (their tokens are refused from the next reload on, and
-/// the user's email is no longer in the newest row).
-pub async fn mark_user_deleted(db: &Db, name: &str) -> Result<User> {
-    let mut user = get_user(db, name).await?;
-    let machines = list_machines(db, &user).await?;
+/// The first step of [`delete_user`]: the user's machines, then the user,
+/// are marked deleted (their tokens are refused from the next reload on,
+/// and a shipper drops their pulses), and the user's email is no longer in
+/// the newest row. Marking the machines first means a crash in between
+/// leaves a user whose every machine is already refused. Safe to repeat.
+pub async fn mark_user_deleted(db: &Db, mut user: User) -> Result<User> {
+    mark_machines_deleted(db, user.user_id).await?;
     user.deleted = 1;
     user.email.clear();
     user.version = bump(user.version);
     write_user(db, &user).await?;
-    for machine in machines {
-        write_machine(db, &deleted(machine)).await?;
-    }
     Ok(user)
 }
 
-/// The second half of [`delete_user`]: every row of a user marked deleted
-/// leaves ClickHouse — pulses, hourly XP, password, sessions and links,
-/// and the user rows themselves (mutations: gone within moments). The
-/// machines' deleted marks stay (they hold no XP), so a pulse still in
-/// some ingest log is dropped when it is shipped. Safe to repeat.
+/// Marks every machine of the user deleted that is not marked yet.
+pub async fn mark_machines_deleted(db: &Db, user_id: u64) -> Result<()> {
+    for machine in machines::of_user(db, user_id).await? {
+        write_machine(db, &deleted(machine)).await?;
+    }
+    Ok(())
+}
+
+/// The user's rows leave ClickHouse — pulses, hourly XP, password,
+/// sessions and links (mutations: gone within moments). The user's own
+/// row stays, marked deleted, until [`delete_user_row`], so a delete that
+/// stops half way is found and finished. The machines' deleted marks stay
+/// (they hold no XP), so a pulse still in some ingest log is dropped when
+/// it is shipped. Safe to repeat.
 pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
     delete_pulses(db, "user_id", user_id).await?;
-    for table in ["user_secrets", "account_tokens", "users"] {
+    for table in ["user_secrets", "account_tokens"] {
         db.client()
             .query("ALTER TABLE ? DELETE WHERE user_id = ?")
             .bind(clickhouse::sql::Identifier(table))
@@ -314,8 +327,20 @@ pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
     Ok(())
 }
 
+/// The last step of a delete, after the last [`delete_user_rows`]: the
+/// user's rows themselves, every version (the older ones hold the email,
+/// and without the deleted mark they would be the user again).
+pub async fn delete_user_row(db: &Db, user_id: u64) -> Result<()> {
+    db.client()
+        .query("ALTER TABLE users DELETE WHERE user_id = ?")
+        .bind(user_id)
+        .execute()
+        .await?;
+    Ok(())
+}
+
 /// The row that marks `machine` deleted.
-fn deleted(mut machine: Machine) -> Machine {
+pub(crate) fn deleted(mut machine: Machine) -> Machine {
     machine.deleted = 1;
     machine.active = 0;
     machine.version = bump(machine.version);
@@ -345,16 +370,7 @@ async fn delete_pulses(db: &Db, column: &str, id: u64) -> Result<()> {
 }
 
 pub async fn list_machines(db: &Db, user: &User) -> Result<Vec<Machine>> {
-    let sql = format!(
-        "SELECT {MACHINE_COLUMNS} FROM machines FINAL \
-         WHERE deleted = 0 AND user_id = ? ORDER BY name, machine_id"
-    );
-    Ok(db
-        .client()
-        .query(&sql)
-        .bind(user.user_id)
-        .fetch_all()
-        .await?)
+    machines::of_user(db, user.user_id).await
 }
 
 async fn get_machine(db: &Db, user: &User, name: &str) -> Result<Machine> {
@@ -370,60 +386,18 @@ async fn get_machine(db: &Db, user: &User, name: &str) -> Result<Machine> {
 pub async fn add_machine(db: &Db, username: &str, name: &str) -> Result<(Machine, String)> {
     names::validate_machine_name(name)?;
     let user = get_user(db, username).await?;
-    if list_machines(db, &user)
-        .await?
-        .iter()
-        .any(|m| m.name == name)
-    {
-        return Err(Error::Conflict(format!(
-            "machine {name:?} of user {:?}",
-            user.username
-        )));
-    }
-    let token = token::generate();
-    let machine = Machine {
-        machine_id: new_id(),
-        user_id: user.user_id,
-        name: name.to_owned(),
-        token_hash: token::hash_hex(&token),
-        active: 1,
-        created_at: now_secs(),
-        deleted: 0,
-        version: next_version(),
-    };
-    write_machine(db, &machine).await?;
-    Ok((machine, token))
+    machines::add(db, &user, name).await
 }
 
 pub async fn rename_machine(db: &Db, username: &str, from: &str, to: &str) -> Result<Machine> {
-    names::validate_machine_name(to)?;
     let user = get_user(db, username).await?;
-    let machines = list_machines(db, &user).await?;
-    if from != to && machines.iter().any(|m| m.name == to) {
-        return Err(Error::Conflict(format!(
-            "machine {to:?} of user {:?}",
-            user.username
-        )));
-    }
-    let mut machine = machines
-        .into_iter()
-        .find(|m| m.name == from)
-        .ok_or_else(|| Error::NotFound(format!("machine {from:?} of user {:?}", user.username)))?;
-    machine.name = to.to_owned();
-    machine.version = bump(machine.version);
-    write_machine(db, &machine).await?;
-    Ok(machine)
+    machines::rename(db, get_machine(db, &user, from).await?, to).await
 }
 
 /// Gives the machine a new token; the old one stops working.
 pub async fn regenerate_token(db: &Db, username: &str, name: &str) -> Result<(Machine, String)> {
     let user = get_user(db, username).await?;
-    let mut machine = get_machine(db, &user, name).await?;
-    let token = token::generate();
-    machine.token_hash = token::hash_hex(&token);
-    machine.version = bump(machine.version);
-    write_machine(db, &machine).await?;
-    Ok((machine, token))
+    machines::regenerate(db, get_machine(db, &user, name).await?).await
 }
 
 /// A deactivated machine keeps its XP but its token is refused.
@@ -434,11 +408,7 @@ pub async fn set_machine_active(
     active: bool,
 ) -> Result<Machine> {
     let user = get_user(db, username).await?;
-    let mut machine = get_machine(db, &user, name).await?;
-    machine.active = active.into();
-    machine.version = bump(machine.version);
-    write_machine(db, &machine).await?;
-    Ok(machine)
+    machines::set_active(db, get_machine(db, &user, name).await?, active).await
 }
 
 /// Deletes the machine and the XP it sent: marks it deleted (its token is
@@ -450,19 +420,10 @@ pub async fn delete_machine(
     name: &str,
     settle: std::time::Duration,
 ) -> Result<Machine> {
-    let machine = mark_machine_deleted(db, username, name).await?;
+    let user = get_user(db, username).await?;
+    let machine = machines::mark_deleted(db, get_machine(db, &user, name).await?).await?;
     tokio::time::sleep(settle).await;
     delete_pulses(db, "machine_id", machine.machine_id).await?;
-    Ok(machine)
-}
-
-/// The first half of [`delete_machine`]: the machine is marked deleted
-/// (its token is refused from the next reload on); its rows go with
-/// [`delete_machine_rows`].
-pub async fn mark_machine_deleted(db: &Db, username: &str, name: &str) -> Result<Machine> {
-    let user = get_user(db, username).await?;
-    let machine = deleted(get_machine(db, &user, name).await?);
-    write_machine(db, &machine).await?;
     Ok(machine)
 }
 

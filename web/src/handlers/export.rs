@@ -1,5 +1,6 @@
 //! `/my/pulses.csv` and `/my/pulses.parquet`: the signed-in user's pulses,
-//! streamed (see `crate::export`). The first row is read before the answer
+//! streamed (see `crate::export`), one at a time per user and
+//! [`MAX_EXPORTS`] at a time in all. The first row is read before the answer
 //! starts, so a store that is down gets a proper 503; an error later ends
 //! the download early (the client sees a truncated body).
 
@@ -22,6 +23,69 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 type Chunk = Result<Bytes, std::io::Error>;
+
+/// Exports running at once on this server.
+pub const MAX_EXPORTS: usize = 4;
+
+/// A running export's place: one per user, [`MAX_EXPORTS`] in all; freed
+/// when the download ends (the streaming task drops it).
+pub struct ExportSlot {
+    web: WebState,
+    user_id: u64,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        self.web
+            .exports
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.user_id);
+    }
+}
+
+/// Who is exporting now.
+pub struct Exports {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    running: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl Default for Exports {
+    fn default() -> Self {
+        Self {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_EXPORTS)),
+            running: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+}
+
+/// A slot for `user_id`'s export, or 503 (all taken) / 429 (theirs runs).
+fn slot(web: &WebState, user_id: u64) -> Result<ExportSlot, WebError> {
+    let permit = web
+        .exports
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| WebError::Busy)?;
+    let mut running = web
+        .exports
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !running.insert(user_id) {
+        return Err(WebError::TooMany(
+            "an export of yours is under way; wait for it to finish",
+        ));
+    }
+    drop(running);
+    Ok(ExportSlot {
+        web: web.clone(),
+        user_id,
+        _permit: permit,
+    })
+}
 
 async fn machine_names(
     web: &WebState,
@@ -69,10 +133,12 @@ fn stream_error(e: impl std::fmt::Display) -> std::io::Error {
 
 pub async fn csv(State(web): State<WebState>, visitor: Visitor) -> Result<Response, WebError> {
     let user = visitor.require()?.user.clone();
+    let slot = slot(&web, user.user_id)?;
     let machines = machine_names(&web, &user).await?;
     let (first, mut cursor) = rows(&web, user.user_id).await?;
     let (tx, rx) = mpsc::channel::<Chunk>(2);
     tokio::spawn(async move {
+        let _slot = slot;
         let mut out = String::with_capacity(CSV_CHUNK_BYTES + 1024);
         out.push_str(CSV_HEADER);
         let mut next = first;
@@ -107,12 +173,16 @@ pub async fn csv(State(web): State<WebState>, visitor: Visitor) -> Result<Respon
 
 pub async fn parquet(State(web): State<WebState>, visitor: Visitor) -> Result<Response, WebError> {
     let user = visitor.require()?.user.clone();
+    let slot = slot(&web, user.user_id)?;
     let machines = machine_names(&web, &user).await?;
     let (first, mut cursor) = rows(&web, user.user_id).await?;
     let (tx, rx) = mpsc::channel::<Chunk>(2);
     let (groups_tx, groups_rx) = mpsc::channel::<Vec<ExportRow>>(1);
     let writer_tx = tx.clone();
-    tokio::task::spawn_blocking(move || write_parquet(groups_rx, machines, writer_tx));
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        write_parquet(groups_rx, machines, writer_tx)
+    });
     tokio::spawn(async move {
         let mut group = Vec::with_capacity(PARQUET_GROUP_ROWS);
         let mut next = first;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sql::{account_tokens, accounts};
 use std::time::Duration;
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Default, Deserialize, Serialize)]
 pub struct LoginForm {
     #[serde(default)]
     username: String,
@@ -71,23 +71,32 @@ pub async fn submit(
     CsrfForm { visitor, form }: CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
     let address = client_address(&web, peer, &headers);
+    let name_key = sql::names::fold(&form.username);
+    let account_key = format!("{name_key}\n{address}");
     let limits = &web.login_failures;
-    if let Some(wait) = limits.address.blocked(&address) {
-        tracing::warn!(%address, "login refused: too many failures from this address");
-        return too_many(&web, &visitor, &form, wait);
+    // Each attempt is counted before the password is checked, so attempts
+    // sent at once count too; a success gives its attempts back. Unknown
+    // names are counted like known ones: the answers tell nobody which
+    // names exist.
+    let taken = [
+        (&limits.address, address.as_str()),
+        (&limits.account, account_key.as_str()),
+        (&limits.account_any_address, name_key.as_str()),
+    ];
+    for (i, (counter, key)) in taken.iter().enumerate() {
+        if let Err(wait) = counter.attempt(key) {
+            for (counter, key) in &taken[..i] {
+                counter.refund(key);
+            }
+            tracing::warn!(%address, "login refused: too many failures");
+            return too_many(&web, &visitor, &form, wait);
+        }
     }
     let user = if form.username.len() <= 256 {
         accounts::find_user(&web.db, &form.username).await?
     } else {
         None
     };
-    let account_key = user.as_ref().map(|u| u.user_id.to_string());
-    if let Some(key) = &account_key
-        && let Some(wait) = limits.account.blocked(key)
-    {
-        tracing::warn!(user = %form.username, "login refused: too many failures for this account");
-        return too_many(&web, &visitor, &form, wait);
-    }
     let stored = match &user {
         Some(u) => Some(
             accounts::secrets::get(&web.db, u.user_id)
@@ -96,11 +105,7 @@ pub async fn submit(
         ),
         None => None,
     };
-    if !password::verify(form.password.clone(), stored).await {
-        limits.address.fail(&address);
-        if let Some(key) = &account_key {
-            limits.account.fail(key);
-        }
+    if !password::verify(form.password.clone(), stored).await? {
         tracing::info!(%address, "failed login");
         return respond(
             &web,
@@ -108,10 +113,10 @@ pub async fn submit(
             page(&form).error(StatusCode::UNAUTHORIZED, "wrong username or password"),
         );
     }
-    let user = user.expect("a password matched, so the user exists");
-    if let Some(key) = &account_key {
-        limits.account.clear(key);
+    for (counter, key) in &taken {
+        counter.refund(key);
     }
+    let user = user.expect("a password matched, so the user exists");
     if let Some(old) = &visitor.signed_in {
         account_tokens::mark_used(&web.db, &old.session).await?;
     }

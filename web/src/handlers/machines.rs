@@ -15,7 +15,7 @@ use axum::{
     response::Response,
 };
 use serde::{Deserialize, Serialize};
-use sql::accounts::{self, DELETE_SETTLE, Machine};
+use sql::accounts::{self, Machine, machines};
 
 /// The notices a redirect may ask for (`?notice=`), by code: a fixed set,
 /// so no text from the URL reaches the page.
@@ -66,7 +66,7 @@ async fn page(
     new_token: Option<NewToken>,
 ) -> Result<Page<MachinesView>, WebError> {
     let user = &visitor.require()?.user;
-    let machines = accounts::list_machines(&web.db, user).await?;
+    let machines = machines::of_user(&web.db, user.user_id).await?;
     Ok(Page::new(
         "account/machines.html",
         "Machines",
@@ -113,18 +113,11 @@ pub async fn add(
 ) -> Result<Response, WebError> {
     let user = visitor.require()?.user.clone();
     let name = form.name.unwrap_or_default();
-    match accounts::add_machine(&web.db, &user.username, &name).await {
+    match machines::add(&web.db, &user, &name).await {
         Ok((machine, token)) => {
-            reload_tokens(&web).await?;
+            reload_tokens(&web).await;
             tracing::info!(user = %user.username, machine = %machine.name, "machine added");
-            let new = NewToken {
-                machine: machine.name,
-                token,
-            };
-            let page = page(&web, &visitor, Some(new))
-                .await?
-                .notice("Machine added.");
-            respond(&web, &visitor, page)
+            show_token(&web, &visitor, machine, token, "Machine added.").await
         }
         Err(e) => match status_of(&e) {
             Some(status) => {
@@ -138,15 +131,27 @@ pub async fn add(
     }
 }
 
+/// The machines page with `machine`'s new token, shown this once.
+async fn show_token(
+    web: &WebState,
+    visitor: &Visitor,
+    machine: Machine,
+    token: String,
+    notice: &str,
+) -> Result<Response, WebError> {
+    let new = NewToken {
+        machine: machine.name,
+        token,
+    };
+    let page = page(web, visitor, Some(new)).await?.notice(notice);
+    respond(web, visitor, page)
+}
+
 /// The signed-in user's machine with this id.
 async fn own_machine(web: &WebState, visitor: &Visitor, id: &str) -> Result<Machine, WebError> {
     let user = &visitor.require()?.user;
     let id: u64 = id.parse().map_err(|_| WebError::NotFound("machine"))?;
-    accounts::list_machines(&web.db, user)
-        .await?
-        .into_iter()
-        .find(|m| m.machine_id == id)
-        .ok_or(WebError::NotFound("machine"))
+    Ok(machines::of_user_by_id(&web.db, user.user_id, id).await?)
 }
 
 pub async fn change(
@@ -160,7 +165,7 @@ pub async fn change(
     let done = match action.as_str() {
         "rename" => {
             let to = form.name.unwrap_or_default();
-            if let Err(e) = accounts::rename_machine(db, &user.username, &machine.name, &to).await {
+            if let Err(e) = machines::rename(db, machine, &to).await {
                 return match status_of(&e) {
                     Some(status) => {
                         let page = page(&web, &visitor, None)
@@ -171,38 +176,32 @@ pub async fn change(
                     None => Err(e.into()),
                 };
             }
-            reload_tokens(&web).await?;
+            reload_tokens(&web).await;
             "renamed"
         }
         "regenerate" => {
-            let (machine, token) =
-                accounts::regenerate_token(db, &user.username, &machine.name).await?;
-            reload_tokens(&web).await?;
+            let (machine, token) = machines::regenerate(db, machine).await?;
+            reload_tokens(&web).await;
             tracing::info!(user = %user.username, machine = %machine.name, "token regenerated");
-            let new = NewToken {
-                machine: machine.name,
-                token,
-            };
-            let page = page(&web, &visitor, Some(new))
-                .await?
-                .notice("New token made: the old one is refused from now on.");
-            return respond(&web, &visitor, page);
+            let notice = "New token made: the old one is refused from now on.";
+            return show_token(&web, &visitor, machine, token, notice).await;
         }
         "activate" | "deactivate" => {
             let active = action == "activate";
-            accounts::set_machine_active(db, &user.username, &machine.name, active).await?;
-            reload_tokens(&web).await?;
+            machines::set_active(db, machine, active).await?;
+            reload_tokens(&web).await;
             if active { "activated" } else { "deactivated" }
         }
         "delete" => {
-            let machine = accounts::mark_machine_deleted(db, &user.username, &machine.name).await?;
-            reload_tokens(&web).await?;
+            let machine = machines::mark_deleted(db, machine).await?;
+            reload_tokens(&web).await;
             accounts::delete_machine_rows(db, machine.machine_id).await?;
             // Once more after a running ship of this machine's pulses has
             // certainly ended (see `DELETE_SETTLE`).
             let db = db.clone();
+            let settle = web.config.delete_settle;
             web.tasks.spawn(async move {
-                tokio::time::sleep(DELETE_SETTLE).await;
+                tokio::time::sleep(settle).await;
                 if let Err(e) = accounts::delete_machine_rows(&db, machine.machine_id).await {
                     tracing::error!(machine_id = machine.machine_id, error = %e, "second pass of a machine delete failed");
                 }

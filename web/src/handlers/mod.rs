@@ -7,7 +7,7 @@ pub mod preferences;
 pub mod reset;
 pub mod signup;
 
-use crate::{WebState, config, error::WebError};
+use crate::{WebState, config};
 use axum::http::{HeaderMap, StatusCode};
 use std::net::SocketAddr;
 
@@ -101,8 +101,10 @@ pub(crate) async fn site_changed(web: &WebState, change: crate::SiteChange) {
 }
 
 /// Reloads ingest's token set now, so a change is in force for the next
-/// pulse; a failure leaves it to the periodic reload (2 s).
-pub(crate) async fn reload_tokens(web: &WebState) -> Result<(), WebError> {
-    web.ingest.tokens.refresh(&web.db).await?;
-    Ok(())
+/// pulse; a failure (the change is written) leaves it to the periodic
+/// reload, within `TOKEN_REFRESH`.
+pub(crate) async fn reload_tokens(web: &WebState) {
+    if let Err(e) = web.ingest.tokens.refresh(&web.db).await {
+        tracing::warn!(error = %e, "cannot reload tokens now; the periodic reload will");
+    }
 }

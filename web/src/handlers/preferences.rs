@@ -19,7 +19,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use sql::{
     account_tokens,
-    accounts::{self, DELETE_SETTLE},
+    accounts,
 };
 
 #[derive(Serialize)]
@@ -75,13 +75,13 @@ pub async fn privacy(
         "0" => false,
         _ => return Err(WebError::BadRequest("private must be 0 or 1".into())),
     };
-    let user = accounts::set_private(&web.db, &user.username, private).await?;
+    let user = accounts::set_user_private(&web.db, user.clone(), private).await?;
     if private {
         web.ingest.user_hidden(user.user_id);
     } else {
         web.ingest.user_shown(user.user_id, &user.username);
     }
-    reload_tokens(&web).await?;
+    reload_tokens(&web).await;
     tracing::info!(user = %user.username, private, "privacy changed");
     site_changed(
         &web,
@@ -100,6 +100,8 @@ pub async fn privacy(
 pub struct EmailForm {
     #[serde(default)]
     email: String,
+    #[serde(default)]
+    current: String,
 }
 
 pub async fn email(
@@ -115,8 +117,43 @@ pub async fn email(
             page(&visitor)?.error(StatusCode::BAD_REQUEST, problem),
         );
     }
+    // Where reset links go decides who can take the account over: a
+    // session alone (a borrowed laptop) may not change it.
+    if let Some(refused) = check_current(&web, &visitor, form.current).await? {
+        return Ok(refused);
+    }
     accounts::set_email(&web.db, user.user_id, email).await?;
     Ok(see_other("/my/preferences?notice=email", &[]))
+}
+
+/// Checks the current password a form carries; `Some(page)` to answer
+/// when it is wrong or the account's attempts are used up. Wrong current
+/// passwords count like failed logins of the account.
+async fn check_current(
+    web: &WebState,
+    visitor: &Visitor,
+    current: String,
+) -> Result<Option<Response>, WebError> {
+    let user = &visitor.require()?.user;
+    let key = sql::names::fold(&user.username);
+    let limits = &web.login_failures;
+    if let Err(wait) = limits.account_any_address.attempt(&key) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let page = page(visitor)?.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many wrong passwords: try again in {minutes} minute(s)"),
+        );
+        return respond(web, visitor, page).map(Some);
+    }
+    let stored = accounts::secrets::get(&web.db, user.user_id)
+        .await?
+        .password_hash;
+    if !password::verify(current, Some(stored)).await? {
+        let page = page(visitor)?.error(StatusCode::UNAUTHORIZED, "the current password is wrong");
+        return respond(web, visitor, page).map(Some);
+    }
+    limits.account_any_address.refund(&key);
+    Ok(None)
 }
 
 #[derive(Deserialize)]
@@ -133,28 +170,8 @@ pub async fn password(
 ) -> Result<Response, WebError> {
     let signed_in = visitor.require()?;
     let user = &signed_in.user;
-    let key = user.user_id.to_string();
-    let limits = &web.login_failures;
-    if limits.account.blocked(&key).is_some() {
-        return respond(
-            &web,
-            &visitor,
-            page(&visitor)?.error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many wrong passwords: try again later",
-            ),
-        );
-    }
-    let stored = accounts::secrets::get(&web.db, user.user_id)
-        .await?
-        .password_hash;
-    if !password::verify(form.current, Some(stored)).await {
-        limits.account.fail(&key);
-        return respond(
-            &web,
-            &visitor,
-            page(&visitor)?.error(StatusCode::UNAUTHORIZED, "the current password is wrong"),
-        );
+    if let Some(refused) = check_current(&web, &visitor, form.current).await? {
+        return Ok(refused);
     }
     if let Some(problem) = password_problem(&form.password) {
         return respond(
@@ -163,7 +180,7 @@ pub async fn password(
             page(&visitor)?.error(StatusCode::BAD_REQUEST, problem),
         );
     }
-    let hash = password::hash(form.password).await;
+    let hash = password::hash(form.password).await?;
     // Every session made before now ends, this one too; this browser gets
     // a new one.
     accounts::secrets::set_password(&web.db, user.user_id, &hash).await?;
@@ -221,9 +238,9 @@ pub async fn delete(
         );
     }
     let db = &web.db;
-    accounts::mark_user_deleted(db, &user.username).await?;
+    accounts::mark_user_deleted(db, user.clone()).await?;
     web.ingest.user_hidden(user.user_id);
-    reload_tokens(&web).await?;
+    reload_tokens(&web).await;
     site_changed(
         &web,
         SiteChange {
@@ -234,13 +251,20 @@ pub async fn delete(
     )
     .await;
     accounts::delete_user_rows(db, user.user_id).await?;
-    // Once more after a running ship of their pulses has certainly ended.
+    // Once more after a running ship of their pulses has certainly ended,
+    // then the user row itself; a stop before that is finished by
+    // `web::housekeeping` at the next start.
     let db = db.clone();
     let user_id = user.user_id;
+    let settle = web.config.delete_settle;
     web.tasks.spawn(async move {
-        tokio::time::sleep(DELETE_SETTLE).await;
-        if let Err(e) = accounts::delete_user_rows(&db, user_id).await {
-            tracing::error!(user_id, error = %e, "second pass of an account delete failed");
+        tokio::time::sleep(settle).await;
+        let last = async {
+            accounts::delete_user_rows(&db, user_id).await?;
+            accounts::delete_user_row(&db, user_id).await
+        };
+        if let Err(e) = last.await {
+            tracing::error!(user_id, error = %e, "last pass of an account delete failed; housekeeping retries");
         }
     });
     tracing::info!(user = %user.username, "account deleted");

@@ -1,7 +1,7 @@
 //! `/password-reset`: a one-time, expiring link by mail (or printed by
 //! `codestats users reset-password`), and the form it leads to.
 
-use super::password_problem;
+use super::{Peer, client_address, password_problem};
 use crate::{
     WebState,
     config::{MIN_PASSWORD_CHARS, RESET_TTL},
@@ -13,7 +13,7 @@ use crate::{
 };
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::Response,
 };
 use serde::{Deserialize, Serialize};
@@ -61,45 +61,36 @@ pub async fn create_link(web_db: &sql::Db, public_url: &str, user: &User) -> sql
 
 pub async fn submit(
     State(web): State<WebState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     CsrfForm { visitor, form }: CsrfForm<RequestForm>,
 ) -> Result<Response, WebError> {
     if web.mailer.is_none() {
         return respond(&web, &visitor, request_page(&web));
     }
-    let user = if form.username.len() <= 256 {
-        accounts::find_user(&web.db, &form.username).await?
-    } else {
-        None
-    };
-    // The answer is the same whether the account exists, has an address,
-    // or was sent too many links: it tells nobody anything.
-    if let Some(user) = user.filter(|u| !u.email.is_empty()) {
-        let key = user.user_id.to_string();
-        if web.login_failures.mails.blocked(&key).is_none() {
-            web.login_failures.mails.fail(&key);
-            let link = create_link(&web.db, &web.config.public_url, &user).await?;
-            let web2 = web.clone();
-            web.tasks.spawn(async move {
-                let body = format!(
-                    "Someone (hopefully you) asked to reset the password of {:?} on {}.\n\n\
-                     Set a new password here within {} minutes; the link works once:\n\n{link}\n\n\
-                     If it was not you, ignore this mail: your password stays as it is.\n",
-                    user.username,
-                    web2.config.public_url,
-                    RESET_TTL.as_secs() / 60,
-                );
-                let mailer = web2.mailer.as_ref().expect("checked above");
-                match mailer
-                    .send(&user.email, "Reset your codestats password", body)
-                    .await
-                {
-                    Ok(()) => tracing::info!(user = %user.username, "password reset mailed"),
-                    Err(e) => {
-                        tracing::error!(user = %user.username, error = %e, "cannot mail a password reset")
-                    }
-                }
-            });
-        }
+    let address = client_address(&web, peer, &headers);
+    let limits = &web.login_failures;
+    if let Err(wait) = limits.reset_requests.attempt(&address) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return respond(
+            &web,
+            &visitor,
+            request_page(&web).error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many requests: try again in {minutes} minute(s)"),
+            ),
+        );
+    }
+    // The answer is the same, and comes as fast, whether the account
+    // exists, has an address, or was sent too many links: the lookup, the
+    // link and the mail happen after it.
+    if form.username.len() <= 256 {
+        let web2 = web.clone();
+        web.tasks.spawn(async move {
+            if let Err(e) = mail_link(&web2, &form.username).await {
+                tracing::error!(error = %e, "cannot mail a password reset");
+            }
+        });
     }
     respond(
         &web,
@@ -108,6 +99,47 @@ pub async fn submit(
             "If that account has an email address, a link to set a new password is on its way.",
         ),
     )
+}
+
+/// Mails a reset link to `username`'s address, if the account exists, has
+/// one, and was not sent [`RESET_MAILS_PER_HOUR`](crate::limits::RESET_MAILS_PER_HOUR)
+/// links this hour.
+async fn mail_link(web: &WebState, username: &str) -> Result<(), String> {
+    let Some(mailer) = web.mailer.as_ref() else {
+        return Ok(());
+    };
+    let Some(user) = accounts::find_user(&web.db, username)
+        .await
+        .map_err(|e| e.to_string())?
+        .filter(|u| !u.email.is_empty())
+    else {
+        return Ok(());
+    };
+    if web
+        .login_failures
+        .mails
+        .attempt(&user.user_id.to_string())
+        .is_err()
+    {
+        tracing::warn!(user = %user.username, "reset mails for this account are used up this hour");
+        return Ok(());
+    }
+    let link = create_link(&web.db, &web.config.public_url, &user)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = format!(
+        "Someone (hopefully you) asked to reset the password of your account on {}.\n\n\
+         Set a new password here within {} minutes; the link works once:\n\n{link}\n\n\
+         If it was not you, ignore this mail: your password stays as it is.\n",
+        web.config.public_url,
+        RESET_TTL.as_secs() / 60,
+    );
+    mailer
+        .send(&user.email, "Reset your codestats password", body)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(user = %user.username, "password reset mailed");
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -189,7 +221,7 @@ pub async fn set_password(
             link_page(&secret, Some(&user)).error(StatusCode::BAD_REQUEST, problem),
         );
     }
-    let hash = password::hash(form.password).await;
+    let hash = password::hash(form.password).await?;
     // One use, even when the link is sent twice at once.
     if claims::claim(&web.db, &format!("reset:{}", token.token_hash)).await? == Claim::Lost {
         return respond(&web, &visitor, link_page(&secret, None));

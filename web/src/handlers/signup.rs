@@ -22,7 +22,7 @@ use sql::{
     claims::{self, Claim},
 };
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Default, Deserialize, Serialize)]
 pub struct SignupForm {
     #[serde(default)]
     username: String,
@@ -140,17 +140,34 @@ pub async fn submit(
     if let Some(problem) = password_problem(&form.password) {
         return again(StatusCode::BAD_REQUEST, problem);
     }
-    let hash = password::hash(form.password.clone()).await;
-    if web.config.registration == Registration::Invite {
-        let invite = invite.unwrap_or_default();
-        let key = format!("invite:{}", sql::token::hash_hex(invite));
-        if claims::claim(&web.db, &key).await? == Claim::Lost {
-            return again(
-                StatusCode::FORBIDDEN,
-                "this invitation was used already".into(),
-            );
-        }
+    // Cheap refusals first: hashing is the expensive part.
+    if accounts::find_user(&web.db, &form.username)
+        .await?
+        .is_some()
+    {
+        return again(
+            StatusCode::CONFLICT,
+            format!("the username {:?} is taken", form.username),
+        );
     }
+    let hash = password::hash(form.password.clone()).await?;
+    let invite_claim = if web.config.registration == Registration::Invite {
+        let key = format!(
+            "invite:{}",
+            sql::token::hash_hex(invite.unwrap_or_default())
+        );
+        match claims::claim(&web.db, &key).await? {
+            Claim::Won(won) => Some((key, won)),
+            Claim::Lost => {
+                return again(
+                    StatusCode::FORBIDDEN,
+                    "this invitation was used already".into(),
+                );
+            }
+        }
+    } else {
+        None
+    };
     let created = accounts::create_user(
         &web.db,
         &NewUser {
@@ -161,6 +178,12 @@ pub async fn submit(
         },
     )
     .await;
+    if created.is_err()
+        && let Some((key, won)) = &invite_claim
+    {
+        // The invitation was not spent: free it for the next try.
+        claims::finish(&web.db, key, won).await?;
+    }
     let user = match created {
         Ok(user) => user,
         Err(sql::Error::Conflict(_)) => {

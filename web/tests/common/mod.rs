@@ -39,6 +39,7 @@ impl WebTest {
         let app = App::start(db.clone(), &ingest_config).await.unwrap();
         let mut config = WebConfig::new("http://127.0.0.1");
         config.registration = web::Registration::Open;
+        config.delete_settle = Duration::from_millis(500);
         configure(&mut config);
         let site_changes = Arc::new(Mutex::new(Vec::new()));
         let seen = site_changes.clone();
