@@ -133,6 +133,11 @@ impl Serve {
         format!("{}{path}", self.base)
     }
 
+    /// The process id of the running `codestats serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `path` answers 200 with a body that `ready` accepts, and
     /// returns that body.
     pub async fn wait_for(&self, path: &str, ready: impl Fn(&str) -> bool) -> String {
