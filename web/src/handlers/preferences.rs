@@ -17,10 +17,7 @@ use axum::{
     response::Response,
 };
 use serde::{Deserialize, Serialize};
-use sql::{
-    account_tokens,
-    accounts,
-};
+use sql::{account_tokens, accounts};
 
 #[derive(Serialize)]
 struct PreferencesView {
