@@ -145,11 +145,13 @@ fn frame(
 
 /// Writes the row groups that arrive on `groups` as one Parquet file into
 /// `tx`; runs on a blocking thread. Returns once `groups` is closed (or the
-/// client went away).
+/// client went away). `release` runs before the file's last bytes go out,
+/// so whatever it frees is free by the time the client has the file.
 pub fn write_parquet(
     mut groups: mpsc::Receiver<Vec<ExportRow>>,
     machines: HashMap<u64, String>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    release: impl FnOnce(),
 ) {
     let fail = |tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "parquet export failed");
@@ -173,9 +175,12 @@ pub fn write_parquet(
             return fail(&tx, &e);
         }
     }
-    if let Err(e) = batched.finish() {
+    let finished = batched.finish();
+    release();
+    if let Err(e) = finished {
         fail(&tx, &e);
     }
+    // Dropping the writer sends what it still holds: the end of the file.
 }
 
 #[cfg(test)]

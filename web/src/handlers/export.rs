@@ -180,8 +180,7 @@ pub async fn parquet(State(web): State<WebState>, visitor: Visitor) -> Result<Re
     let (groups_tx, groups_rx) = mpsc::channel::<Vec<ExportRow>>(1);
     let writer_tx = tx.clone();
     tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        write_parquet(groups_rx, machines, writer_tx)
+        write_parquet(groups_rx, machines, writer_tx, move || drop(slot))
     });
     tokio::spawn(async move {
         let mut group = Vec::with_capacity(PARQUET_GROUP_ROWS);
