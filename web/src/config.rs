@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// How a session lives without use: 30 days (the cookie's `Max-Age`).
+/// How long a session lives from login: 30 days (the cookie's `Max-Age`).
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// How long a mailed or printed password-reset link works.
 pub const RESET_TTL: Duration = Duration::from_secs(3_600);

@@ -15,9 +15,16 @@ use crate::{
     names,
 };
 
+mod delete;
 pub mod machines;
 pub mod secrets;
+
 use clickhouse::Row;
+pub use delete::{
+    delete_machine_rows, delete_user, delete_user_row, delete_user_rows, deleted_users,
+    mark_machines_deleted, mark_user_deleted,
+};
+pub(crate) use delete::{delete_pulses, deleted};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -107,7 +114,7 @@ pub(crate) fn new_id() -> u64 {
     rand::random::<u64>().max(1)
 }
 
-async fn write_user(db: &Db, user: &User) -> Result<()> {
+pub(crate) async fn write_user(db: &Db, user: &User) -> Result<()> {
     let mut insert = db.client().insert::<User>("users").await?;
     insert.write(user).await?;
     insert.end().await?;
@@ -256,117 +263,6 @@ pub async fn set_user_private(db: &Db, mut user: User, private: bool) -> Result<
     user.version = bump(user.version);
     write_user(db, &user).await?;
     Ok(user)
-}
-
-/// Deletes the user, their machines and every pulse they sent.
-///
-/// The account rows are marked deleted first, so their tokens are refused
-/// before the pulses are deleted, and a pulse accepted until then is
-/// deleted with the others.
-///
-/// `settle` is the wait between the two ([`DELETE_SETTLE`] for a live
-/// service; zero where nothing else writes).
-pub async fn delete_user(db: &Db, name: &str, settle: std::time::Duration) -> Result<User> {
-    let user = mark_user_deleted(db, get_user(db, name).await?).await?;
-    delete_user_rows(db, user.user_id).await?;
-    tokio::time::sleep(settle).await;
-    delete_user_rows(db, user.user_id).await?;
-    delete_user_row(db, user.user_id).await?;
-    Ok(user)
-}
-
-/// Users marked deleted whose rows may still be in the store (a delete
-/// that stopped half way, or one waiting for its last pass), with the
-/// version of their deleted mark (unix nanoseconds, about when it was made).
-pub async fn deleted_users(db: &Db) -> Result<Vec<(u64, u64)>> {
-    Ok(db
-        .client()
-        .query("SELECT user_id, version FROM users FINAL WHERE deleted = 1")
-        .fetch_all()
-        .await?)
-}
-
-/// The first step of [`delete_user`]: the user's machines, then the user,
-/// are marked deleted (their tokens are refused from the next reload on,
-/// and a shipper drops their pulses), and the user's email is no longer in
-/// the newest row. Marking the machines first means a crash in between
-/// leaves a user whose every machine is already refused. Safe to repeat.
-pub async fn mark_user_deleted(db: &Db, mut user: User) -> Result<User> {
-    mark_machines_deleted(db, user.user_id).await?;
-    user.deleted = 1;
-    user.email.clear();
-    user.version = bump(user.version);
-    write_user(db, &user).await?;
-    Ok(user)
-}
-
-/// Marks every machine of the user deleted that is not marked yet.
-pub async fn mark_machines_deleted(db: &Db, user_id: u64) -> Result<()> {
-    for machine in machines::of_user(db, user_id).await? {
-        write_machine(db, &deleted(machine)).await?;
-    }
-    Ok(())
-}
-
-/// The user's rows leave ClickHouse — pulses, hourly XP, password,
-/// sessions and links (mutations: gone within moments). The user's own
-/// row stays, marked deleted, until [`delete_user_row`], so a delete that
-/// stops half way is found and finished. The machines' deleted marks stay
-/// (they hold no XP), so a pulse still in some ingest log is dropped when
-/// it is shipped. Safe to repeat.
-pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
-    delete_pulses(db, "user_id", user_id).await?;
-    for table in ["user_secrets", "account_tokens"] {
-        db.client()
-            .query("ALTER TABLE ? DELETE WHERE user_id = ?")
-            .bind(clickhouse::sql::Identifier(table))
-            .bind(user_id)
-            .execute()
-            .await?;
-    }
-    Ok(())
-}
-
-/// The last step of a delete, after the last [`delete_user_rows`]: the
-/// user's rows themselves, every version (the older ones hold the email,
-/// and without the deleted mark they would be the user again).
-pub async fn delete_user_row(db: &Db, user_id: u64) -> Result<()> {
-    db.client()
-        .query("ALTER TABLE users DELETE WHERE user_id = ?")
-        .bind(user_id)
-        .execute()
-        .await?;
-    Ok(())
-}
-
-/// The row that marks `machine` deleted.
-pub(crate) fn deleted(mut machine: Machine) -> Machine {
-    machine.deleted = 1;
-    machine.active = 0;
-    machine.version = bump(machine.version);
-    machine
-}
-
-/// Deletes the pulses (and their hourly aggregates) of a deleted machine
-/// again: ingest's shipper calls it when a block of that machine may have
-/// landed after the delete ran.
-pub async fn delete_machine_rows(db: &Db, machine_id: u64) -> Result<()> {
-    delete_pulses(db, "machine_id", machine_id).await
-}
-
-/// Deletes the pulses (and their hourly aggregates) whose `column`, a
-/// column name from code, is `id`.
-async fn delete_pulses(db: &Db, column: &str, id: u64) -> Result<()> {
-    for table in ["pulses", "xp_hourly"] {
-        db.client()
-            .query("ALTER TABLE ? DELETE WHERE ? = ?")
-            .bind(clickhouse::sql::Identifier(table))
-            .bind(clickhouse::sql::Identifier(column))
-            .bind(id)
-            .execute()
-            .await?;
-    }
-    Ok(())
 }
 
 pub async fn list_machines(db: &Db, user: &User) -> Result<Vec<Machine>> {

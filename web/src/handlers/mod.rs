@@ -9,7 +9,7 @@ pub mod signup;
 
 use crate::{WebState, config};
 use axum::http::{HeaderMap, StatusCode};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// What is wrong with a new password, if anything.
 pub(crate) fn password_problem(password: &str) -> Option<String> {
@@ -52,26 +52,42 @@ pub(crate) fn status_of(e: &sql::Error) -> Option<StatusCode> {
     }
 }
 
-/// The client's address: the peer, or the last `X-Forwarded-For` hop when
-/// the operator said a proxy writes it.
+/// The client's address as the login limits count it: the peer, or the
+/// last `X-Forwarded-For` hop when the operator said a proxy writes it.
+/// IPv6 addresses count by their /64 (one customer's network), and
+/// anything that is not an address counts as one unknown client.
 pub(crate) fn client_address(
     web: &WebState,
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
 ) -> String {
-    if web.config.trust_forwarded_for
-        && let Some(last) = headers
+    let forwarded = || {
+        headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .rfind(|s| !s.is_empty())
-    {
-        return last.to_owned();
+            .map(|s| s.parse::<IpAddr>().ok())
+    };
+    let ip = if web.config.trust_forwarded_for {
+        forwarded().unwrap_or_else(|| peer.map(|p| p.ip()))
+    } else {
+        peer.map(|p| p.ip())
+    };
+    match ip {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map(|v4| v4.to_string())
+            .unwrap_or_default(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".to_owned(),
     }
-    peer.map(|p| p.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The peer's address, when the server recorded it (`ConnectInfo`).
@@ -106,5 +122,28 @@ pub(crate) async fn site_changed(web: &WebState, change: crate::SiteChange) {
 pub(crate) async fn reload_tokens(web: &WebState) {
     if let Err(e) = web.ingest.tokens.refresh(&web.db).await {
         tracing::warn!(error = %e, "cannot reload tokens now; the periodic reload will");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_emails_are_checked() {
+        assert!(password_problem("short").is_some());
+        assert!(password_problem("long enough").is_none());
+        assert!(password_problem(&"x".repeat(2_000)).is_some());
+        assert!(email_problem("").is_none());
+        assert!(email_problem("a@example.com").is_none());
+        for bad in [
+            "a",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@exa\nmple.com",
+        ] {
+            assert!(email_problem(bad).is_some(), "{bad:?}");
+        }
     }
 }
