@@ -14,6 +14,40 @@ pub const MAX_LANGUAGE_CHARS: usize = 255;
 /// What an empty language name is stored as.
 pub const PLAIN_TEXT: &str = "Plain text";
 
+/// Unicode's format characters (category Cf): invisible, or reordering the
+/// text around them (zero-width spaces and joiners, bidi controls, the BOM,
+/// tags). A username holding one could look exactly like another's.
+pub const FORMAT_CHARACTERS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Whether `c` is a format character ([`FORMAT_CHARACTERS`]).
+pub fn is_format(c: char) -> bool {
+    FORMAT_CHARACTERS
+        .iter()
+        .any(|(first, last)| (*first..=*last).contains(&c))
+}
+
 pub fn validate_username(name: &str) -> Result<()> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_USERNAME_CHARS {
@@ -34,6 +68,11 @@ pub fn validate_username(name: &str) -> Result<()> {
     if name.chars().any(char::is_control) {
         return Err(Error::Invalid(
             "username may not contain control characters".into(),
+        ));
+    }
+    if name.chars().any(is_format) {
+        return Err(Error::Invalid(
+            "username may not contain invisible or bidi formatting characters".into(),
         ));
     }
     Ok(())

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use sql::names::{
     MAX_LANGUAGE_CHARS, MAX_MACHINE_CHARS, MAX_USERNAME_CHARS, PLAIN_TEXT, USERNAME_FORBIDDEN,
-    fold, normalize_language, validate_machine_name, validate_username,
+    fold, is_format, normalize_language, validate_machine_name, validate_username,
 };
 
 /// Any character, weighted towards the ones the rules are about.
@@ -16,7 +16,8 @@ fn any_char() -> impl Strategy<Value = char> {
         4 => any::<char>(),
         2 => prop::sample::select(vec![
             '/', '#', '%', '?', '&', '=', '+', ' ', '\t', '\n', '\r', '\0', '\u{7f}', '\u{85}',
-            '\u{a0}', '\u{2028}', '\u{3000}', '\u{202e}', '\u{feff}', '\u{fffe}', 'ß', 'İ', 'Σ',
+            '\u{a0}', '\u{2028}', '\u{3000}', '\u{202e}', '\u{feff}', '\u{200b}', '\u{2066}',
+            '\u{e0041}', '\u{fffe}', 'ß', 'İ', 'Σ',
             'ς', 'K', '\u{212a}', 'ǅ', 'a', 'Z', '.', '~',
         ]),
         2 => prop::char::range('a', 'z'),
@@ -30,7 +31,7 @@ fn any_name(max: usize) -> impl Strategy<Value = String> {
 /// A character a valid username may hold anywhere.
 fn username_char() -> impl Strategy<Value = char> {
     any_char().prop_map(|c| {
-        if USERNAME_FORBIDDEN.contains(&c) || c.is_control() {
+        if USERNAME_FORBIDDEN.contains(&c) || c.is_control() || is_format(c) {
             'x'
         } else {
             c
@@ -71,6 +72,7 @@ fn username_rule(name: &str) -> bool {
         && !name.starts_with(char::is_whitespace)
         && !name.ends_with(char::is_whitespace)
         && !name.chars().any(char::is_control)
+        && !name.chars().any(is_format)
 }
 
 fn machine_rule(name: &str) -> bool {
@@ -116,6 +118,10 @@ proptest! {
         };
         prop_assert!(validate_username(&insert(forbidden)).is_err());
         prop_assert!(validate_username(&insert(control)).is_err());
+        for invisible in ['\u{200b}', '\u{202e}'] {
+            let name = insert(invisible);
+            prop_assert!(validate_username(&name).is_err(), "{:?}", name);
+        }
         let leading = format!("{space}{name}");
         let trailing = format!("{name}{space}");
         prop_assert!(validate_username(&leading).is_err());
