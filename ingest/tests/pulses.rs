@@ -457,3 +457,59 @@ async fn concurrent_clients_lose_nothing_and_double_nothing() {
     );
     assert_eq!(app.stored().await, expected);
 }
+
+/// A token is a UUID, accepted as WakaTime clients may spell it (with
+/// `waka_`, in capitals); a token of an earlier version (`cst_…`, stored
+/// by its hash) keeps working.
+#[tokio::test]
+async fn tokens_work_in_every_spelling_and_old_tokens_keep_working() {
+    let app = TestApp::start(test_db!()).await;
+    let token = app.machine("uma", "laptop", false).await;
+    assert!(uuid_shaped(&token), "{token}");
+    let body =
+        || json!({"coded_at": timestamp(0, 0), "xps": [{"language": "Go", "xp": 1}]}).to_string();
+    for spelling in [token.clone(), format!("waka_{token}"), token.to_uppercase()] {
+        let r = app.post_raw(Some(&spelling), body()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{spelling}");
+    }
+    let r = app.post_raw(Some(&token.replace('-', "")), body()).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "not a spelling of the token"
+    );
+
+    let legacy = "cst_Zm9yIGEgdG9rZW4gb2YgYW4gZWFybGllciB2ZXJzaW9u";
+    let user = sql::accounts::get_user(&app.db, "uma").await.unwrap();
+    let machine = sql::accounts::Machine {
+        machine_id: sql::accounts::fresh_id(),
+        user_id: user.user_id,
+        name: "old".into(),
+        token_hash: sql::token::hash_hex(legacy),
+        active: 1,
+        created_at: 0,
+        deleted: 0,
+        version: sql::accounts::fresh_version(),
+    };
+    sql::accounts::insert_machines(&app.db, &[machine])
+        .await
+        .unwrap();
+    app.app.tokens.refresh(&app.db).await.unwrap();
+    assert_eq!(
+        app.post_raw(Some(legacy), body()).await.status,
+        StatusCode::CREATED
+    );
+    let lower = legacy.to_lowercase();
+    assert_eq!(
+        app.post_raw(Some(&lower), body()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.stored().await, (4, 4));
+}
+
+fn uuid_shaped(token: &str) -> bool {
+    let groups: Vec<usize> = token.split('-').map(str::len).collect();
+    groups == [8, 4, 4, 4, 12]
+        && token.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+        && token.as_bytes()[14] == b'4'
+}
