@@ -77,7 +77,7 @@ pub async fn create(
     ttl: Duration,
 ) -> Result<(String, AccountToken)> {
     let secret = generate();
-    let now = crate::claims::now();
+    let now = crate::migrate::now_nanos();
     let row = AccountToken {
         token_hash: hash_hex(&secret),
         kind: kind.as_str().to_owned(),
@@ -112,11 +112,30 @@ pub async fn find(db: &Db, kind: Kind, secret: &str) -> Result<Option<AccountTok
     }))
 }
 
+/// The live token of `kind` behind `secret` and its user: [`find`], the
+/// user not deleted, and the token made after the user's
+/// `sessions_after` (a password change or "log out everywhere" voids the
+/// sessions and reset links made before it).
+pub async fn find_with_user(
+    db: &Db,
+    kind: Kind,
+    secret: &str,
+) -> Result<Option<(AccountToken, crate::accounts::User)>> {
+    let Some(token) = find(db, kind, secret).await? else {
+        return Ok(None);
+    };
+    let Some(user) = crate::accounts::user_by_id(db, token.user_id).await? else {
+        return Ok(None);
+    };
+    let secrets = crate::accounts::secrets::get(db, user.user_id).await?;
+    Ok((token.created_at > secrets.sessions_after).then_some((token, user)))
+}
+
 /// Marks the token used (logged out, spent).
 pub async fn mark_used(db: &Db, row: &AccountToken) -> Result<()> {
     let mut row = row.clone();
     row.used = 1;
-    row.version = version_after(row.version, crate::claims::now());
+    row.version = version_after(row.version, crate::migrate::now_nanos());
     write(db, &row).await
 }
 

@@ -25,10 +25,11 @@
 //! crashed blocks the name only for the window. The winner must finish
 //! before its `deadline`, half the window, or give up.
 
+use crate::migrate::now_nanos;
 use crate::{db::Db, error::Result};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Longest a claim's INSERT may take; a slower one is given up.
 pub const CLAIM_ACK_LIMIT: Duration = Duration::from_millis(1_000);
@@ -71,18 +72,6 @@ async fn write(db: &Db, row: &ClaimRow) -> Result<()> {
     insert.write(row).await?;
     insert.end().await?;
     Ok(())
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// Unix nanoseconds now, on the clock claims use.
-pub fn now() -> u64 {
-    now_nanos()
 }
 
 /// Claims `key` against concurrent claimants; takes [`CLAIM_SETTLE`].

@@ -112,6 +112,14 @@ pub async fn migrate(db: &Db) -> Result<Vec<u32>> {
     Ok(applied)
 }
 
+/// Unix nanoseconds now: the stamp of versions, claims and secrets.
+pub(crate) fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 pub(crate) fn now_secs() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

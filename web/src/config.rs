@@ -114,9 +114,10 @@ impl WebConfig {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
 
-    /// `public_url` + `path`, without a doubled slash.
-    pub fn link(&self, path: &str) -> String {
-        format!("{}{path}", self.public_url.trim_end_matches('/'))
-    }
+/// `public_url` + `path`, without a doubled slash: links in mails, on
+/// pages and printed by the CLI.
+pub fn link(public_url: &str, path: &str) -> String {
+    format!("{}{path}", public_url.trim_end_matches('/'))
 }

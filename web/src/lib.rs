@@ -150,9 +150,9 @@ pub async fn invite_link(
 ) -> sql::Result<String> {
     let (secret, _) =
         sql::account_tokens::create(db, sql::account_tokens::Kind::Invite, 0, ttl).await?;
-    Ok(format!(
-        "{}/signup?invite={secret}",
-        public_url.trim_end_matches('/')
+    Ok(config::link(
+        public_url,
+        &format!("/signup?invite={secret}"),
     ))
 }
 
@@ -163,7 +163,8 @@ pub async fn invite_link(
 /// expired sessions, links and claims.
 pub async fn housekeeping(db: &Db) -> sql::Result<()> {
     use sql::accounts;
-    let settled = sql::claims::now().saturating_sub(accounts::DELETE_SETTLE.as_nanos() as u64);
+    let settled =
+        accounts::fresh_version().saturating_sub(accounts::DELETE_SETTLE.as_nanos() as u64);
     for (user_id, marked_at) in accounts::deleted_users(db).await? {
         tracing::info!(user_id, "finishing the delete of a user");
         accounts::mark_machines_deleted(db, user_id).await?;

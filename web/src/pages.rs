@@ -73,7 +73,6 @@ struct View<'a, T> {
     title: &'a str,
     notice: Option<&'a str>,
     error: Option<&'a str>,
-    public_url: &'a str,
     #[serde(flatten)]
     body: &'a T,
 }
@@ -103,7 +102,6 @@ impl Pages {
             title: page.title,
             notice: page.notice.as_deref(),
             error: page.error.as_deref(),
-            public_url: &self.public_url,
             body: &page.body,
         };
         Ok(self.renderer.render(page.template, &view)?)

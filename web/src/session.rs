@@ -25,7 +25,7 @@ use cookie::{Cookie, SameSite};
 use sha2::{Digest, Sha256};
 use sql::{
     account_tokens::{self, AccountToken, Kind},
-    accounts::{self, User},
+    accounts::User,
 };
 
 pub const SESSION_COOKIE: &str = "codestats_session";
@@ -154,17 +154,8 @@ impl SignedIn {
 }
 
 async fn check_session(web: &WebState, secret: String) -> Result<Option<SignedIn>, WebError> {
-    let Some(session) = account_tokens::find(&web.db, Kind::Session, &secret).await? else {
-        return Ok(None);
-    };
-    let Some(user) = accounts::user_by_id(&web.db, session.user_id).await? else {
-        return Ok(None);
-    };
-    let secrets = accounts::secrets::get(&web.db, user.user_id).await?;
-    if session.created_at <= secrets.sessions_after {
-        return Ok(None);
-    }
-    Ok(Some(SignedIn {
+    let found = account_tokens::find_with_user(&web.db, Kind::Session, &secret).await?;
+    Ok(found.map(|(session, user)| SignedIn {
         user,
         session,
         secret,

@@ -90,10 +90,7 @@ const USER_COLUMNS: &str =
 
 /// A version for a new row: the wall clock in nanoseconds.
 pub(crate) fn next_version() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
+    crate::migrate::now_nanos().max(1)
 }
 
 /// The version of a change to a row whose current version is `current`,
@@ -280,7 +277,6 @@ async fn get_machine(db: &Db, user: &User, name: &str) -> Result<Machine> {
 /// Adds a machine and returns it with its API token, which is stored only
 /// as a hash: this is the one time it can be shown.
 pub async fn add_machine(db: &Db, username: &str, name: &str) -> Result<(Machine, String)> {
-    names::validate_machine_name(name)?;
     let user = get_user(db, username).await?;
     machines::add(db, &user, name).await
 }

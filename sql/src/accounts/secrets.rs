@@ -48,7 +48,7 @@ async fn write(db: &Db, row: &UserSecrets) -> Result<()> {
 /// returns the new `sessions_after` (a session made after the call lives).
 pub async fn set_password(db: &Db, user_id: u64, password_hash: &str) -> Result<u64> {
     let mut row = get(db, user_id).await?;
-    let now = crate::claims::now();
+    let now = crate::migrate::now_nanos();
     row.password_hash = password_hash.to_owned();
     row.sessions_after = now;
     row.version = version_after(row.version, now);
@@ -59,7 +59,7 @@ pub async fn set_password(db: &Db, user_id: u64, password_hash: &str) -> Result<
 /// Voids every session of the user created before now ("log out everywhere").
 pub async fn end_sessions(db: &Db, user_id: u64) -> Result<u64> {
     let mut row = get(db, user_id).await?;
-    let now = crate::claims::now();
+    let now = crate::migrate::now_nanos();
     row.sessions_after = now;
     row.version = version_after(row.version, now);
     write(db, &row).await?;

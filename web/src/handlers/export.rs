@@ -110,20 +110,26 @@ fn download(rx: mpsc::Receiver<Chunk>, content_type: &'static str, file: &'stati
     response
 }
 
-/// The user's rows, the first already read.
-async fn rows(
-    web: &WebState,
-    user_id: u64,
-) -> Result<
-    (
-        Option<ExportRow>,
-        sql::clickhouse::query::RowCursor<ExportRow>,
-    ),
-    WebError,
-> {
-    let mut cursor = sql::export::user_pulses(&web.db, user_id)?;
-    let first = cursor.next().await.map_err(sql::Error::from)?;
-    Ok((first, cursor))
+/// The user's rows as the download reads them, the first read before the
+/// answer starts.
+struct Rows {
+    first: Option<ExportRow>,
+    cursor: sql::clickhouse::query::RowCursor<ExportRow>,
+}
+
+impl Rows {
+    async fn open(web: &WebState, user_id: u64) -> Result<Self, WebError> {
+        let mut cursor = sql::export::user_pulses(&web.db, user_id)?;
+        let first = cursor.next().await.map_err(sql::Error::from)?;
+        Ok(Self { first, cursor })
+    }
+
+    async fn next(&mut self) -> Result<Option<ExportRow>, sql::clickhouse::error::Error> {
+        match self.first.take() {
+            Some(row) => Ok(Some(row)),
+            None => self.cursor.next().await,
+        }
+    }
 }
 
 fn stream_error(e: impl std::fmt::Display) -> std::io::Error {
@@ -135,14 +141,21 @@ pub async fn csv(State(web): State<WebState>, visitor: Visitor) -> Result<Respon
     let user = visitor.require()?.user.clone();
     let slot = slot(&web, user.user_id)?;
     let machines = machine_names(&web, &user).await?;
-    let (first, mut cursor) = rows(&web, user.user_id).await?;
+    let mut rows = Rows::open(&web, user.user_id).await?;
     let (tx, rx) = mpsc::channel::<Chunk>(2);
     tokio::spawn(async move {
         let _slot = slot;
         let mut out = String::with_capacity(CSV_CHUNK_BYTES + 1024);
         out.push_str(CSV_HEADER);
-        let mut next = first;
-        while let Some(row) = next.take() {
+        loop {
+            let row = match rows.next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(stream_error(e))).await;
+                    return;
+                }
+            };
             csv_line(&mut out, &row, &machines);
             if out.len() >= CSV_CHUNK_BYTES
                 && tx
@@ -151,13 +164,6 @@ pub async fn csv(State(web): State<WebState>, visitor: Visitor) -> Result<Respon
                     .is_err()
             {
                 return; // the client went away
-            }
-            match cursor.next().await {
-                Ok(row) => next = row,
-                Err(e) => {
-                    let _ = tx.send(Err(stream_error(e))).await;
-                    return;
-                }
             }
         }
         if !out.is_empty() {
@@ -175,7 +181,7 @@ pub async fn parquet(State(web): State<WebState>, visitor: Visitor) -> Result<Re
     let user = visitor.require()?.user.clone();
     let slot = slot(&web, user.user_id)?;
     let machines = machine_names(&web, &user).await?;
-    let (first, mut cursor) = rows(&web, user.user_id).await?;
+    let mut rows = Rows::open(&web, user.user_id).await?;
     let (tx, rx) = mpsc::channel::<Chunk>(2);
     let (groups_tx, groups_rx) = mpsc::channel::<Vec<ExportRow>>(1);
     let writer_tx = tx.clone();
@@ -184,22 +190,22 @@ pub async fn parquet(State(web): State<WebState>, visitor: Visitor) -> Result<Re
     });
     tokio::spawn(async move {
         let mut group = Vec::with_capacity(PARQUET_GROUP_ROWS);
-        let mut next = first;
-        while let Some(row) = next.take() {
-            group.push(row);
-            if group.len() >= PARQUET_GROUP_ROWS
-                && groups_tx.send(std::mem::take(&mut group)).await.is_err()
-            {
-                return;
-            }
-            match cursor.next().await {
-                Ok(row) => next = row,
+        loop {
+            let row = match rows.next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
                 Err(e) => {
                     // The writer is left unfinished: the client gets an
                     // error, not a file that looks whole.
                     let _ = tx.send(Err(stream_error(e))).await;
                     return;
                 }
+            };
+            group.push(row);
+            if group.len() >= PARQUET_GROUP_ROWS
+                && groups_tx.send(std::mem::take(&mut group)).await.is_err()
+            {
+                return;
             }
         }
         if !group.is_empty() {

@@ -1,6 +1,6 @@
 //! `GET/POST /login`, `POST /logout`.
 
-use super::{Peer, client_address};
+use super::{Empty, Peer, client_address, too_many};
 use crate::{
     WebState,
     error::WebError,
@@ -11,12 +11,11 @@ use crate::{
 };
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::Response,
 };
 use serde::{Deserialize, Serialize};
 use sql::{account_tokens, accounts};
-use std::time::Duration;
 
 #[derive(Default, Deserialize, Serialize)]
 pub struct LoginForm {
@@ -40,28 +39,6 @@ pub async fn show(State(web): State<WebState>, visitor: Visitor) -> Result<Respo
         return Ok(see_other("/my/machines", &[]));
     }
     respond(&web, &visitor, page(&LoginForm::default()))
-}
-
-fn too_many(
-    web: &WebState,
-    visitor: &Visitor,
-    form: &LoginForm,
-    wait: Duration,
-) -> Result<Response, WebError> {
-    let minutes = wait.as_secs().div_ceil(60).max(1);
-    let mut response = respond(
-        web,
-        visitor,
-        page(form).error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins: try again in {minutes} minute(s)"),
-        ),
-    )?;
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(wait.as_secs().max(1)),
-    );
-    Ok(response)
 }
 
 pub async fn submit(
@@ -89,7 +66,7 @@ pub async fn submit(
                 counter.refund(key);
             }
             tracing::warn!(%address, "login refused: too many failures");
-            return too_many(&web, &visitor, &form, wait);
+            return too_many(&web, &visitor, page(&form), "failed logins", wait);
         }
     }
     let user = if form.username.len() <= 256 {
@@ -124,9 +101,6 @@ pub async fn submit(
     tracing::info!(user = %user.username, "logged in");
     Ok(see_other("/my/machines", &cookies))
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn logout(
     State(web): State<WebState>,

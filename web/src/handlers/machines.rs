@@ -2,7 +2,7 @@
 //! Every change reloads ingest's tokens before it answers, so it holds for
 //! the very next pulse sent to this server.
 
-use super::{reload_tokens, site_changed, status_of};
+use super::{NoticeQuery, reload_tokens, site_changed, status_of};
 use crate::{
     SiteChange, WebState,
     error::WebError,
@@ -34,11 +34,6 @@ pub(crate) fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
-#[derive(Deserialize)]
-pub struct NoticeQuery {
-    notice: Option<String>,
-}
-
 #[derive(Serialize)]
 struct MachineView {
     /// In URLs: a string, so no JavaScript number rounds it.
@@ -57,7 +52,6 @@ struct NewToken {
 struct MachinesView {
     machines: Vec<MachineView>,
     new_token: Option<NewToken>,
-    api_url: String,
 }
 
 async fn page(
@@ -80,7 +74,6 @@ async fn page(
                 })
                 .collect(),
             new_token,
-            api_url: web.config.public_url.trim_end_matches('/').to_owned(),
         },
     ))
 }
@@ -119,15 +112,19 @@ pub async fn add(
             tracing::info!(user = %user.username, machine = %machine.name, "machine added");
             show_token(&web, &visitor, machine, token, "Machine added.").await
         }
-        Err(e) => match status_of(&e) {
-            Some(status) => {
-                let page = page(&web, &visitor, None)
-                    .await?
-                    .error(status, e.to_string());
-                respond(&web, &visitor, page)
-            }
-            None => Err(e.into()),
-        },
+        Err(e) => refused(&web, &visitor, e).await,
+    }
+}
+
+/// The machines page saying why a change was refused (a taken or invalid
+/// name), or the error when it is not the request's mistake.
+async fn refused(web: &WebState, visitor: &Visitor, e: sql::Error) -> Result<Response, WebError> {
+    match status_of(&e) {
+        Some(status) => {
+            let page = page(web, visitor, None).await?.error(status, e.to_string());
+            respond(web, visitor, page)
+        }
+        None => Err(e.into()),
     }
 }
 
@@ -166,15 +163,7 @@ pub async fn change(
         "rename" => {
             let to = form.name.unwrap_or_default();
             if let Err(e) = machines::rename(db, machine, &to).await {
-                return match status_of(&e) {
-                    Some(status) => {
-                        let page = page(&web, &visitor, None)
-                            .await?
-                            .error(status, e.to_string());
-                        respond(&web, &visitor, page)
-                    }
-                    None => Err(e.into()),
-                };
+                return refused(&web, &visitor, e).await;
             }
             reload_tokens(&web).await;
             "renamed"

@@ -11,6 +11,38 @@ use crate::{WebState, config};
 use axum::http::{HeaderMap, StatusCode};
 use std::net::{IpAddr, SocketAddr};
 
+/// A form with no fields but `_csrf`.
+#[derive(serde::Deserialize)]
+pub struct Empty {}
+
+/// `?notice=CODE` after a redirect (see [`machines::notice_text`]).
+#[derive(serde::Deserialize)]
+pub struct NoticeQuery {
+    pub notice: Option<String>,
+}
+
+/// `page` refusing with 429: "too many WHAT: try again in N minute(s)",
+/// and `Retry-After`.
+pub(crate) fn too_many<T: serde::Serialize>(
+    web: &WebState,
+    visitor: &crate::session::Visitor,
+    page: crate::pages::Page<T>,
+    what: &str,
+    wait: std::time::Duration,
+) -> Result<axum::response::Response, crate::error::WebError> {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let page = page.error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many {what}: try again in {minutes} minute(s)"),
+    );
+    let mut response = crate::pages::respond(web, visitor, page)?;
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(wait.as_secs().max(1)),
+    );
+    Ok(response)
+}
+
 /// What is wrong with a new password, if anything.
 pub(crate) fn password_problem(password: &str) -> Option<String> {
     if password.chars().count() < config::MIN_PASSWORD_CHARS {

@@ -1,7 +1,10 @@
 //! `/my/preferences`: privacy, email, password, sessions, deleting the
 //! account.
 
-use super::{email_problem, machines::notice_text, password_problem, reload_tokens, site_changed};
+use super::{
+    Empty, NoticeQuery, email_problem, machines::notice_text, password_problem, reload_tokens,
+    site_changed, too_many,
+};
 use crate::{
     SiteChange, WebState,
     config::MIN_PASSWORD_CHARS,
@@ -37,11 +40,6 @@ fn page(visitor: &Visitor) -> Result<Page<PreferencesView>, WebError> {
             min_password: MIN_PASSWORD_CHARS,
         },
     ))
-}
-
-#[derive(Deserialize)]
-pub struct NoticeQuery {
-    notice: Option<String>,
 }
 
 pub async fn show(
@@ -135,12 +133,7 @@ async fn check_current(
     let key = sql::names::fold(&user.username);
     let limits = &web.login_failures;
     if let Err(wait) = limits.account_any_address.attempt(&key) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let page = page(visitor)?.error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many wrong passwords: try again in {minutes} minute(s)"),
-        );
-        return respond(web, visitor, page).map(Some);
+        return too_many(web, visitor, page(visitor)?, "wrong passwords", wait).map(Some);
     }
     let stored = accounts::secrets::get(&web.db, user.user_id)
         .await?
@@ -186,9 +179,6 @@ pub async fn password(
     tracing::info!(user = %user.username, "password changed");
     Ok(see_other("/my/preferences?notice=password", &cookies))
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 /// "Log out everywhere": every session of the user ends, this one too.
 pub async fn end_sessions(

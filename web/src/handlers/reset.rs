@@ -1,7 +1,7 @@
 //! `/password-reset`: a one-time, expiring link by mail (or printed by
 //! `codestats users reset-password`), and the form it leads to.
 
-use super::{Peer, client_address, password_problem};
+use super::{Peer, client_address, password_problem, too_many};
 use crate::{
     WebState,
     config::{MIN_PASSWORD_CHARS, RESET_TTL},
@@ -51,11 +51,11 @@ pub struct RequestForm {
 }
 
 /// A reset link for `user`, valid for [`RESET_TTL`], once.
-pub async fn create_link(web_db: &sql::Db, public_url: &str, user: &User) -> sql::Result<String> {
-    let (secret, _) = account_tokens::create(web_db, Kind::Reset, user.user_id, RESET_TTL).await?;
-    Ok(format!(
-        "{}/password-reset/{secret}",
-        public_url.trim_end_matches('/')
+pub async fn create_link(db: &sql::Db, public_url: &str, user: &User) -> sql::Result<String> {
+    let (secret, _) = account_tokens::create(db, Kind::Reset, user.user_id, RESET_TTL).await?;
+    Ok(crate::config::link(
+        public_url,
+        &format!("/password-reset/{secret}"),
     ))
 }
 
@@ -71,15 +71,7 @@ pub async fn submit(
     let address = client_address(&web, peer, &headers);
     let limits = &web.login_failures;
     if let Err(wait) = limits.reset_requests.attempt(&address) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return respond(
-            &web,
-            &visitor,
-            request_page(&web).error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many requests: try again in {minutes} minute(s)"),
-            ),
-        );
+        return too_many(&web, &visitor, request_page(&web), "requests", wait);
     }
     // The answer is the same, and comes as fast, whether the account
     // exists, has an address, or was sent too many links: the lookup, the
@@ -156,14 +148,7 @@ async fn live_link(web: &WebState, secret: &str) -> Result<Option<(AccountToken,
     if secret.len() > 64 {
         return Ok(None);
     }
-    let Some(token) = account_tokens::find(&web.db, Kind::Reset, secret).await? else {
-        return Ok(None);
-    };
-    let Some(user) = accounts::user_by_id(&web.db, token.user_id).await? else {
-        return Ok(None);
-    };
-    let secrets = accounts::secrets::get(&web.db, user.user_id).await?;
-    Ok((token.created_at > secrets.sessions_after).then_some((token, user)))
+    Ok(account_tokens::find_with_user(&web.db, Kind::Reset, secret).await?)
 }
 
 fn link_page<'a>(token: &'a str, user: Option<&'a User>) -> Page<LinkView<'a>> {

@@ -17,7 +17,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use sql::{
-    account_tokens::{self, Kind},
+    account_tokens::{self, AccountToken, Kind},
     accounts::{self, NewUser},
     claims::{self, Claim},
 };
@@ -67,22 +67,30 @@ fn page<'a>(
     )
 }
 
-/// Whether `invite` is a live invitation.
-async fn invite_valid(web: &WebState, invite: Option<&str>) -> Result<bool, WebError> {
-    let Some(invite) = invite.filter(|i| !i.is_empty() && i.len() <= 64) else {
-        return Ok(false);
-    };
-    Ok(account_tokens::find(&web.db, Kind::Invite, invite)
-        .await?
-        .is_some())
+/// Whether this visitor may sign up now.
+enum Admission {
+    Open,
+    /// In invite mode, with this live invitation.
+    Invited(AccountToken),
+    Refused,
 }
 
-/// Whether this visitor may sign up now (with `invite` in invite mode).
-async fn allowed(web: &WebState, invite: Option<&str>) -> Result<bool, WebError> {
+impl Admission {
+    fn allowed(&self) -> bool {
+        !matches!(self, Admission::Refused)
+    }
+}
+
+async fn admission(web: &WebState, invite: Option<&str>) -> Result<Admission, WebError> {
     Ok(match web.config.registration {
-        Registration::Open => true,
-        Registration::Invite => invite_valid(web, invite).await?,
-        Registration::Closed => false,
+        Registration::Open => Admission::Open,
+        Registration::Closed => Admission::Refused,
+        Registration::Invite => match invite.filter(|i| !i.is_empty() && i.len() <= 64) {
+            Some(invite) => account_tokens::find(&web.db, Kind::Invite, invite)
+                .await?
+                .map_or(Admission::Refused, Admission::Invited),
+            None => Admission::Refused,
+        },
     })
 }
 
@@ -95,7 +103,7 @@ pub async fn show(
         return Ok(see_other("/my/machines", &[]));
     }
     let invite = query.invite.as_deref();
-    let open = allowed(&web, invite).await?;
+    let open = admission(&web, invite).await?.allowed();
     let form = SignupForm::default();
     let mut page = page(open, invite.filter(|_| open), &form, &web);
     if !open && web.config.registration == Registration::Invite && invite.is_some() {
@@ -112,7 +120,8 @@ pub async fn submit(
     CsrfForm { visitor, form }: CsrfForm<SignupForm>,
 ) -> Result<Response, WebError> {
     let invite = form.invite.as_deref();
-    if !allowed(&web, invite).await? {
+    let admission = admission(&web, invite).await?;
+    if !admission.allowed() {
         let page = page(false, None, &form, &web).error(
             StatusCode::FORBIDDEN,
             match web.config.registration {
@@ -151,22 +160,20 @@ pub async fn submit(
         );
     }
     let hash = password::hash(form.password.clone()).await?;
-    let invite_claim = if web.config.registration == Registration::Invite {
-        let key = format!(
-            "invite:{}",
-            sql::token::hash_hex(invite.unwrap_or_default())
-        );
-        match claims::claim(&web.db, &key).await? {
-            Claim::Won(won) => Some((key, won)),
-            Claim::Lost => {
-                return again(
-                    StatusCode::FORBIDDEN,
-                    "this invitation was used already".into(),
-                );
+    let invite_claim = match &admission {
+        Admission::Invited(row) => {
+            let key = format!("invite:{}", row.token_hash);
+            match claims::claim(&web.db, &key).await? {
+                Claim::Won(won) => Some((key, won, row)),
+                Claim::Lost => {
+                    return again(
+                        StatusCode::FORBIDDEN,
+                        "this invitation was used already".into(),
+                    );
+                }
             }
         }
-    } else {
-        None
+        _ => None,
     };
     let created = accounts::create_user(
         &web.db,
@@ -179,7 +186,7 @@ pub async fn submit(
     )
     .await;
     if created.is_err()
-        && let Some((key, won)) = &invite_claim
+        && let Some((key, won, _)) = &invite_claim
     {
         // The invitation was not spent: free it for the next try.
         claims::finish(&web.db, key, won).await?;
@@ -197,11 +204,8 @@ pub async fn submit(
             None => return Err(e.into()),
         },
     };
-    if web.config.registration == Registration::Invite
-        && let Some(row) =
-            account_tokens::find(&web.db, Kind::Invite, invite.unwrap_or_default()).await?
-    {
-        account_tokens::mark_used(&web.db, &row).await?;
+    if let Some((_, _, row)) = invite_claim {
+        account_tokens::mark_used(&web.db, row).await?;
     }
     tracing::info!(user = %user.username, "signed up");
     web.ingest.user_shown(user.user_id, &user.username);
