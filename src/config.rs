@@ -73,6 +73,16 @@ impl Config {
         if let Some(n) = env_u64("CODESTATS_LOG_MAX_BYTES") {
             ingest.log_max_bytes = n;
         }
+        // CODESTATS_STORE_ENTITIES=1: keep heartbeats' file paths in clear.
+        ingest.store_entities = matches!(
+            std::env::var("CODESTATS_STORE_ENTITIES").as_deref().map(str::trim),
+            Ok("1" | "true" | "yes")
+        );
+        // CODESTATS_KEYSTROKE_TIMEOUT_SECS: gaps between heartbeats counted
+        // as coding time.
+        if let Some(n) = env_u64("CODESTATS_KEYSTROKE_TIMEOUT_SECS").filter(|n| *n > 0) {
+            ingest.keystroke_timeout = std::time::Duration::from_secs(n);
+        }
         let public_url = std::env::var("CODESTATS_PUBLIC_URL").unwrap_or_else(|_| {
             let listen =
                 std::env::var("CODESTATS_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());

@@ -18,6 +18,9 @@ pub enum AppError {
     BadRequest(&'static str),
     #[error("You must be authenticated")]
     Unauthenticated,
+    /// The WakaTime API's refusal of a missing or unknown key.
+    #[error("Unauthorized: a valid API key is required")]
+    InvalidApiKey,
     #[error("{0}")]
     NotFound(&'static str),
     #[error("request body is larger than {limit} bytes")]
@@ -48,6 +51,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthenticated => StatusCode::FORBIDDEN,
+            AppError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -17,6 +17,7 @@ pub mod ship;
 pub mod tokens;
 pub mod upgrade;
 pub mod visibility;
+pub mod wakatime;
 
 use axum::{
     Router,
@@ -61,6 +62,12 @@ pub struct IngestConfig {
     pub max_live_streams: u64,
     /// Where the read API's documents are (`None`: every user is 404).
     pub read_api: Option<api::users::ReadApiFiles>,
+    /// `CODESTATS_STORE_ENTITIES`: keep heartbeats' file paths in clear
+    /// (by default only their hash is stored).
+    pub store_entities: bool,
+    /// `CODESTATS_KEYSTROKE_TIMEOUT_SECS`: gaps between heartbeats up to
+    /// this are coding time (`sql::coding::DEFAULT_KEYSTROKE_TIMEOUT`).
+    pub keystroke_timeout: Duration,
 }
 
 impl IngestConfig {
@@ -77,6 +84,8 @@ impl IngestConfig {
             body_read_timeout: server::BODY_READ_TIMEOUT,
             max_live_streams: live::MAX_STREAMS,
             read_api: None,
+            store_entities: false,
+            keystroke_timeout: sql::coding::DEFAULT_KEYSTROKE_TIMEOUT,
         }
     }
 }
@@ -133,6 +142,10 @@ pub struct App {
     pub stats: Stats,
     /// Longest a request body may take to arrive.
     pub body_read_timeout: std::time::Duration,
+    /// Heartbeats logged lately, so copies are not logged again.
+    pub recent_heartbeats: wakatime::recent::Recent,
+    pub store_entities: bool,
+    pub keystroke_timeout: Duration,
     stop: tokio_util::sync::CancellationToken,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -216,6 +229,9 @@ impl App {
             read_api: api::users::ReadApi::new(config.read_api.clone()),
             stats: Stats::new(),
             body_read_timeout: config.body_read_timeout,
+            recent_heartbeats: wakatime::recent::Recent::new(limits::RECENT_HEARTBEATS),
+            store_entities: config.store_entities,
+            keystroke_timeout: config.keystroke_timeout,
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))
@@ -297,6 +313,30 @@ pub enum StartError {
     Log(#[from] log::OpenError),
 }
 
+/// Where WakaTime clients are pointed: `/api/v1`, and the prefixes other
+/// WakaTime-compatible servers use, so existing setups only change the host.
+pub const WAKATIME_PREFIXES: [&str; 3] =
+    ["/api/v1", "/api/compat/wakatime/v1", "/api/hackatime/v1"];
+
+fn wakatime_routes() -> Router<AppState> {
+    let mut router = Router::new();
+    for prefix in WAKATIME_PREFIXES {
+        let user = format!("{prefix}/users/current");
+        router = router
+            .route(&format!("{user}/heartbeats"), post(api::heartbeats::single))
+            .route(
+                &format!("{user}/heartbeats.bulk"),
+                post(api::heartbeats::bulk),
+            )
+            .route(
+                &format!("{user}/statusbar/today"),
+                get(api::statusbar::today),
+            )
+            .route(&format!("{user}/summaries"), get(api::statusbar::summaries));
+    }
+    router
+}
+
 /// Every route of the API, in one place.
 pub fn router(app: AppState) -> Router {
     let read_cors = CorsLayer::new()
@@ -312,6 +352,7 @@ pub fn router(app: AppState) -> Router {
             "/api/users/{name}",
             get(api::users::show).layer(read_cors.clone()),
         )
+        .merge(wakatime_routes())
         .route("/live", get(live::front).layer(read_cors.clone()))
         .route("/live/users/{name}", get(live::profile).layer(read_cors))
         .fallback(error::not_found)

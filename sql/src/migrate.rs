@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "web_accounts",
         sql: include_str!("../migrations/0005_web_accounts.sql"),
     },
+    Migration {
+        version: 6,
+        name: "heartbeats",
+        sql: include_str!("../migrations/0006_heartbeats.sql"),
+    },
 ];
 
 #[derive(Row, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ pub enum Users<'a> {
 
 impl Users<'_> {
     /// A `WHERE` condition on `user_id` and the values to bind to it.
-    fn condition(&self) -> (String, Vec<u64>) {
+    pub(crate) fn condition(&self) -> (String, Vec<u64>) {
         match self {
             // Not the block markers of `xp_hourly` (user 0).
             Users::All => ("user_id != 0".to_owned(), vec![]),

@@ -1,4 +1,6 @@
 //! Handlers, one module per resource.
 
+pub mod heartbeats;
 pub mod pulses;
+pub mod statusbar;
 pub mod users;

@@ -44,7 +44,7 @@ pub async fn create(
         .ok_or(AppError::Unauthenticated)?;
     app.rate_limit.check(owner.machine_id)?;
 
-    let body = read_body(body, app.body_read_timeout).await?;
+    let body = read_body(body, app.body_read_timeout, MAX_BODY_BYTES).await?;
     let now = crate::ship::now_secs();
     let pulse = pulse::parse(&body, i64::from(now)).map_err(AppError::BadRequest)?;
 
@@ -81,6 +81,7 @@ pub async fn create(
     let record = Record {
         rows,
         languages: new_languages,
+        heartbeats: vec![],
     };
     app.log.append(record.encode()).await?;
 
@@ -107,7 +108,7 @@ pub async fn create(
 
 /// The `Content-Length` a request declares, if it declares exactly one
 /// readable value (hyper itself refuses conflicting ones).
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
@@ -117,18 +118,20 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Reads the whole body: at most [`MAX_BODY_BYTES`] (413 past it), within
+/// Reads the whole body: at most `limit` bytes (413 past it), within
 /// `timeout` (`server::BODY_READ_TIMEOUT` by default; 408 past it, so a
 /// client trickling bytes cannot hold a connection).
-async fn read_body(body: Body, timeout: std::time::Duration) -> Result<Bytes, AppError> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+pub(crate) async fn read_body(
+    body: Body,
+    timeout: std::time::Duration,
+    limit: usize,
+) -> Result<Bytes, AppError> {
+    let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Err(_) => Err(AppError::RequestTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(AppError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            })
+            Err(AppError::PayloadTooLarge { limit })
         }
         // The client went away or broke the framing mid-body.
         Ok(Err(_)) => Err(AppError::BadRequest(pulse::INVALID_XPS)),

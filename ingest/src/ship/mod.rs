@@ -45,7 +45,7 @@ use crate::log::{
     reader::{Cursor, ReadError},
     record::Record,
 };
-use sql::{Db, languages::LanguageRow, pulses::PulseRow};
+use sql::{Db, heartbeats::HeartbeatRow, languages::LanguageRow, pulses::PulseRow};
 use state::{Intent, State};
 use std::{
     collections::HashSet,
@@ -179,6 +179,7 @@ struct Block {
     received_at: u32,
     rows: Vec<PulseRow>,
     languages: Vec<LanguageRow>,
+    heartbeats: Vec<HeartbeatRow>,
     from: Position,
     to: Position,
     /// Stopped at a size limit: more records wait.
@@ -189,6 +190,7 @@ struct Block {
 enum Stage {
     Pulses,
     Xp,
+    Heartbeats,
 }
 
 /// Shutdown came and the drain time is over.
@@ -223,12 +225,17 @@ impl Task {
             let mut pause = RETRY_FIRST;
             let block = loop {
                 match self.read(intent.from, intent.to, true).await {
-                    Ok((rows, languages, _)) => {
+                    Ok((read, _)) => {
                         break Block {
                             id: intent.block_id,
                             received_at: intent.received_at,
-                            rows: stamp(rows, intent.block_id, intent.received_at),
-                            languages,
+                            rows: stamp(read.rows, intent.block_id, intent.received_at),
+                            heartbeats: stamp_heartbeats(
+                                read.heartbeats,
+                                intent.block_id,
+                                intent.received_at,
+                            ),
+                            languages: read.languages,
                             from: intent.from,
                             to: intent.to,
                             full: false,
@@ -253,7 +260,7 @@ impl Task {
         let mut waiting_since: Option<Instant> = None;
         while let Some(until) = self.wait(&mut durable, &mut waiting_since).await {
             let started = Instant::now();
-            let (rows, languages, to) = match self.read(self.state.shipped, until, false).await {
+            let (read, to) = match self.read(self.state.shipped, until, false).await {
                 Ok(read) => read,
                 Err(e) => {
                     tracing::error!(error = %e, "ingest log: cannot read; retrying");
@@ -269,8 +276,9 @@ impl Task {
                 id,
                 received_at,
                 full: to < until,
-                rows: stamp(rows, id, received_at),
-                languages,
+                rows: stamp(read.rows, id, received_at),
+                heartbeats: stamp_heartbeats(read.heartbeats, id, received_at),
+                languages: read.languages,
                 from: self.state.shipped,
                 to,
             };
@@ -328,7 +336,7 @@ impl Task {
         from: Position,
         until: Position,
         whole: bool,
-    ) -> Result<(Vec<PulseRow>, Vec<LanguageRow>, Position), ReadError> {
+    ) -> Result<(Records, Position), ReadError> {
         let mut cursor = match self.cursor.take() {
             Some(c) if c.position() == from => c,
             _ => Cursor::new(&self.dir, from),
@@ -355,17 +363,22 @@ impl Task {
         self.write(block, true).await
     }
 
-    /// Writes both INSERTs of `block` (`fresh`: none of them ever started),
+    /// Writes the INSERTs of `block` (`fresh`: none of them ever started),
     /// then moves the shipped position past it.
     async fn write(&mut self, block: &Block, fresh: bool) -> Result<(), Stopped> {
-        if block.rows.is_empty() {
+        if block.rows.is_empty() && block.heartbeats.is_empty() {
             // Only first spellings (or nothing): duplicates are harmless.
             self.settle(block, Stage::Pulses, true).await?;
         } else {
             self.settle(block, Stage::Pulses, fresh).await?;
-            // The xp INSERT starts only once the pulses landed: in a fresh
-            // block it never started before.
-            self.settle(block, Stage::Xp, fresh).await?;
+            // Each INSERT starts only once the one before landed: in a
+            // fresh block it never started before.
+            if !block.rows.is_empty() {
+                self.settle(block, Stage::Xp, fresh).await?;
+            }
+            if !block.heartbeats.is_empty() {
+                self.settle(block, Stage::Heartbeats, fresh).await?;
+            }
             self.delete_late(block).await?;
         }
         self.state.shipped = block.to;
@@ -374,16 +387,17 @@ impl Task {
         self.handle.watermark.end();
         self.shipped.send_replace(block.to);
         self.handle.stats.blocks.fetch_add(1, Ordering::Relaxed);
-        self.handle
-            .stats
-            .rows
-            .fetch_add(block.rows.len() as u64, Ordering::Relaxed);
+        self.handle.stats.rows.fetch_add(
+            (block.rows.len() + block.heartbeats.len()) as u64,
+            Ordering::Relaxed,
+        );
         if let Err(e) = self.log.release(block.to) {
             tracing::warn!(error = %e, "ingest log: cannot delete shipped segments");
         }
         tracing::debug!(
             block_id = block.id,
             rows = block.rows.len(),
+            heartbeats = block.heartbeats.len(),
             "ingest log: block shipped"
         );
         Ok(())
@@ -444,6 +458,22 @@ fn stamp(mut rows: Vec<PulseRow>, id: u64, received_at: u32) -> Vec<PulseRow> {
     rows
 }
 
+fn stamp_heartbeats(mut rows: Vec<HeartbeatRow>, id: u64, received_at: u32) -> Vec<HeartbeatRow> {
+    for row in &mut rows {
+        row.batch_id = id;
+        row.received_at = received_at;
+    }
+    rows
+}
+
+/// The rows of a run of records.
+#[derive(Default)]
+struct Records {
+    rows: Vec<PulseRow>,
+    languages: Vec<LanguageRow>,
+    heartbeats: Vec<HeartbeatRow>,
+}
+
 /// Reads a block's worth of records (every one when `whole`) with
 /// `cursor`, up to `until`.
 fn read_block(
@@ -451,18 +481,20 @@ fn read_block(
     dir: &std::path::Path,
     until: Position,
     whole: bool,
-) -> Result<(Vec<PulseRow>, Vec<LanguageRow>, Position), ReadError> {
-    let mut rows = Vec::new();
-    let mut languages = Vec::new();
+) -> Result<(Records, Position), ReadError> {
+    let mut read = Records::default();
     let mut bytes = 0u64;
-    while whole || (rows.len() < MAX_BLOCK_ROWS && bytes < MAX_BLOCK_LOG_BYTES) {
+    while whole
+        || (read.rows.len() + read.heartbeats.len() < MAX_BLOCK_ROWS && bytes < MAX_BLOCK_LOG_BYTES)
+    {
         match cursor.next(until) {
             Ok(Some((payload, _))) => {
                 bytes += payload.len() as u64;
                 match Record::decode(&payload) {
                     Ok(mut record) => {
-                        rows.append(&mut record.rows);
-                        languages.append(&mut record.languages);
+                        read.rows.append(&mut record.rows);
+                        read.languages.append(&mut record.languages);
+                        read.heartbeats.append(&mut record.heartbeats);
                     }
                     Err(e) => tracing::error!(
                         error = %e, at = ?cursor.position(),
@@ -486,7 +518,14 @@ fn read_block(
             Err(e) => return Err(e),
         }
     }
-    Ok((rows, languages, cursor.position()))
+    Ok((read, cursor.position()))
+}
+
+pub(crate) fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn now_secs() -> u32 {

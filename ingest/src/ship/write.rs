@@ -1,10 +1,10 @@
-//! Writing one block: each of its two INSERTs exactly once (the steps in
+//! Writing one block: each of its INSERTs exactly once (the steps in
 //! `ship/mod.rs`), and the rows of machines deleted meanwhile left out.
 
 use super::{
     Block, LANDED_SAMPLE_USERS, RETRY_FIRST, RETRY_LAST, SHUTDOWN_DRAIN, Stage, Stopped, Task,
 };
-use sql::pulses::PulseRow;
+use sql::{heartbeats::HeartbeatRow, pulses::PulseRow};
 use std::{borrow::Cow, collections::HashSet, sync::atomic::Ordering};
 use tokio::time::Instant;
 
@@ -20,6 +20,7 @@ impl Task {
         let query_id = match stage {
             Stage::Pulses => sql::blocks::pulses_query_id(block.id),
             Stage::Xp => sql::blocks::xp_query_id(block.id),
+            Stage::Heartbeats => sql::heartbeats::query_id(block.id),
         };
         let mut pause = RETRY_FIRST;
         loop {
@@ -131,8 +132,34 @@ impl Task {
         ))
     }
 
+    /// The block's heartbeats whose machine is not deleted (as
+    /// [`Task::live_rows`]; the filter is the one that call saved).
+    pub(super) fn live_heartbeats<'b>(&self, block: &'b Block) -> Cow<'b, [HeartbeatRow]> {
+        let deleted = self
+            .filtered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if deleted.is_empty() {
+            return Cow::Borrowed(&block.heartbeats);
+        }
+        Cow::Owned(
+            block
+                .heartbeats
+                .iter()
+                .filter(|r| !deleted.contains(&r.machine_id))
+                .cloned()
+                .collect(),
+        )
+    }
+
     pub(super) async fn deleted_machines(&self, block: &Block) -> sql::Result<HashSet<u64>> {
-        let mut machines: Vec<u64> = block.rows.iter().map(|r| r.machine_id).collect();
+        let mut machines: Vec<u64> = block
+            .rows
+            .iter()
+            .map(|r| r.machine_id)
+            .chain(block.heartbeats.iter().map(|r| r.machine_id))
+            .collect();
         machines.sort_unstable();
         machines.dedup();
         Ok(sql::accounts::deleted_machines(&self.db, &machines)
@@ -204,30 +231,52 @@ impl Task {
                     sql::blocks::insert_xp(&self.db, block.id, block.received_at, &rows).await?;
                 }
             }
+            Stage::Heartbeats => {
+                self.live_rows(block).await?;
+                let rows = self.live_heartbeats(block);
+                if !rows.is_empty() {
+                    sql::heartbeats::insert(&self.db, block.id, &rows).await?;
+                }
+            }
         }
         Ok(())
     }
 
     pub(super) async fn landed(&self, block: &Block, stage: Stage) -> sql::Result<bool> {
         let rows = self.live_rows(block).await?;
+        if stage == Stage::Heartbeats {
+            let beats = self.live_heartbeats(block);
+            let users = sample_users(beats.iter().map(|r| r.user_id));
+            if users.is_empty() {
+                return Ok(true);
+            }
+            return sql::heartbeats::landed(&self.db, block.id, &users).await;
+        }
         if rows.is_empty() {
             // Nothing of it is to be written.
             return Ok(stage == Stage::Xp || block.languages.is_empty());
         }
         match stage {
             Stage::Pulses => {
-                let mut users: Vec<u64> = Vec::new();
-                for row in rows.iter() {
-                    if !users.contains(&row.user_id) {
-                        users.push(row.user_id);
-                        if users.len() == LANDED_SAMPLE_USERS {
-                            break;
-                        }
-                    }
-                }
+                let users = sample_users(rows.iter().map(|r| r.user_id));
                 sql::blocks::pulses_landed(&self.db, block.id, block.received_at, &users).await
             }
             Stage::Xp => sql::blocks::xp_landed(&self.db, block.id, block.received_at).await,
+            Stage::Heartbeats => unreachable!("answered above"),
         }
     }
+}
+
+/// Up to [`LANDED_SAMPLE_USERS`] distinct users, in order.
+fn sample_users(ids: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut users: Vec<u64> = Vec::new();
+    for id in ids {
+        if !users.contains(&id) {
+            users.push(id);
+            if users.len() == LANDED_SAMPLE_USERS {
+                break;
+            }
+        }
+    }
+    users
 }

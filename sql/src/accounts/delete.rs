@@ -101,10 +101,10 @@ pub async fn delete_machine_rows(db: &Db, machine_id: u64) -> Result<()> {
     delete_pulses(db, "machine_id", machine_id).await
 }
 
-/// Deletes the pulses (and their hourly aggregates) whose `column`, a
-/// column name from code, is `id`.
+/// Deletes the pulses (and their hourly aggregates) and the heartbeats
+/// whose `column`, a column name from code, is `id`.
 pub(crate) async fn delete_pulses(db: &Db, column: &str, id: u64) -> Result<()> {
-    for table in ["pulses", "xp_hourly"] {
+    for table in ["pulses", "xp_hourly", "heartbeats"] {
         db.client()
             .query("ALTER TABLE ? DELETE WHERE ? = ?")
             .bind(clickhouse::sql::Identifier(table))
