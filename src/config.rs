@@ -75,7 +75,9 @@ impl Config {
         }
         // CODESTATS_STORE_ENTITIES=1: keep heartbeats' file paths in clear.
         ingest.store_entities = matches!(
-            std::env::var("CODESTATS_STORE_ENTITIES").as_deref().map(str::trim),
+            std::env::var("CODESTATS_STORE_ENTITIES")
+                .as_deref()
+                .map(str::trim),
             Ok("1" | "true" | "yes")
         );
         // CODESTATS_KEYSTROKE_TIMEOUT_SECS: gaps between heartbeats counted

@@ -202,6 +202,7 @@ impl Builder {
                     tracing::info!(user = %name, "removing pages of a user no longer public");
                     w.remove(&paths::user_dir(name))?;
                     w.remove(&paths::api_user_file(name))?;
+                    w.remove(&paths::api_coding_file(name))?;
                 }
             }
         }
@@ -235,6 +236,7 @@ impl Builder {
             let mut w = Writer::new(&self.output_dir, &mut report);
             w.remove(&paths::user_dir(username))?;
             w.remove(&paths::api_user_file(username))?;
+            w.remove(&paths::api_coding_file(username))?;
         }
         tracing::info!(user = %username, removed = report.removed, "pages of a user removed");
         Ok(report)
@@ -275,6 +277,12 @@ impl Builder {
         let doc = json::user_json(p)?;
         w.write_content(
             &paths::api_user_file(&p.username),
+            doc.as_bytes(),
+            Kind::Json,
+        )?;
+        let doc = json::coding_json(p)?;
+        w.write_content(
+            &paths::api_coding_file(&p.username),
             doc.as_bytes(),
             Kind::Json,
         )?;

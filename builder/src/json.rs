@@ -25,6 +25,49 @@ struct UserJson<'a> {
     dates: BTreeMap<String, u64>,
 }
 
+/// The coding-time document of a profile (`GET /api/users/NAME/coding-time`):
+/// `{"user","total_seconds","languages":{name:seconds},
+/// "editors":{name:seconds},"dates":{"YYYY-MM-DD":seconds}}`, escaped as
+/// [`user_json`].
+pub fn coding_json(p: &ProfileModel) -> Result<String, serde_json::Error> {
+    let c = &p.coding;
+    let doc = CodingJson {
+        user: &p.username,
+        total_seconds: c.total_seconds,
+        languages: c
+            .languages
+            .iter()
+            .map(|l| (l.name.as_str(), l.seconds))
+            .collect(),
+        editors: c
+            .editors
+            .iter()
+            .map(|e| (e.name.as_str(), e.seconds))
+            .collect(),
+        dates: c
+            .daily
+            .iter()
+            .map(|d| (d.date.format("%Y-%m-%d").to_string(), d.seconds))
+            .collect(),
+    };
+    Ok(inert(serde_json::to_string(&doc)?))
+}
+
+#[derive(Debug, Serialize)]
+struct CodingJson<'a> {
+    user: &'a str,
+    total_seconds: u64,
+    languages: BTreeMap<&'a str, u64>,
+    editors: BTreeMap<&'a str, u64>,
+    dates: BTreeMap<String, u64>,
+}
+
+fn inert(text: String) -> String {
+    text.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// The read-API JSON of a profile. `<`, `>` and `&` are written as
 /// `\u003c`, `\u003e`, `\u0026` (same JSON value) so the document stays
 /// inert even if something embeds it in HTML. Names are written exactly as
@@ -68,9 +111,5 @@ pub fn user_json(p: &ProfileModel) -> Result<String, serde_json::Error> {
             .map(|d| (d.date.format("%Y-%m-%d").to_string(), d.xp))
             .collect(),
     };
-    let text = serde_json::to_string(&doc)?;
-    Ok(text
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026"))
+    Ok(inert(serde_json::to_string(&doc)?))
 }

@@ -167,6 +167,37 @@ pub struct ProfileModel {
     pub longest_streak: u32,
     /// Total XP divided by days since the first day with XP (inclusive).
     pub xp_per_day_average: f64,
+    /// Time coded, from WakaTime heartbeats (all zero without them).
+    #[serde(default)]
+    pub coding: CodingTime,
+}
+
+/// Time coded by a user, derived from heartbeats with the keystroke
+/// timeout (`sql::coding`). Projects, branches, files and machine labels
+/// are private and never part of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CodingTime {
+    pub total_seconds: u64,
+    /// By seconds descending, then name.
+    pub languages: Vec<NamedSeconds>,
+    /// By seconds descending, then name.
+    pub editors: Vec<NamedSeconds>,
+    /// Seconds per local date, ascending, days without time left out.
+    pub daily: Vec<DailySeconds>,
+}
+
+/// A language or editor with the seconds coded in it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamedSeconds {
+    pub name: String,
+    pub seconds: u64,
+}
+
+/// Seconds coded on one local date.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DailySeconds {
+    pub date: NaiveDate,
+    pub seconds: u64,
 }
 
 /// One language's page.
@@ -181,6 +212,9 @@ pub struct LanguageModel {
     pub xp_per_day: Vec<DailyXp>,
     /// Top public users by XP in it, largest first (`name` = username).
     pub top_users: Vec<NamedXp>,
+    /// Public time coded in it, seconds (from heartbeats).
+    #[serde(default)]
+    pub coding_seconds: u64,
 }
 
 /// Sorts languages the way profiles list them: XP descending, then name.

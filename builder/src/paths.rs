@@ -35,6 +35,8 @@ pub const USERS_DIR: &str = "users";
 pub const LANGUAGES_DIR: &str = "languages";
 /// Folder of the read-API JSON files.
 pub const API_USERS_DIR: &str = "api/users";
+/// Folder of the coding-time JSON files.
+pub const API_CODING_DIR: &str = "api/coding";
 /// Folder of the static assets.
 pub const STATIC_DIR: &str = "static";
 
@@ -128,6 +130,14 @@ pub fn api_user_url(username: &str) -> String {
     )
 }
 
+/// URL of a user's coding-time JSON, e.g. `/api/coding/alice.json`.
+pub fn api_coding_url(username: &str) -> String {
+    format!(
+        "/{API_CODING_DIR}/{}.json",
+        url_segment(&username.to_lowercase())
+    )
+}
+
 /// Folder of a user's pages, relative to the output directory.
 pub fn user_dir(username: &str) -> PathBuf {
     PathBuf::from(USERS_DIR).join(segment(username))
@@ -141,6 +151,12 @@ pub fn language_dir(language: &str) -> PathBuf {
 /// A user's read-API JSON file, relative to the output directory.
 pub fn api_user_file(username: &str) -> PathBuf {
     PathBuf::from(API_USERS_DIR).join(format!("{}.json", segment(&username.to_lowercase())))
+}
+
+/// A user's coding-time document (`GET /api/users/NAME/coding-time`),
+/// apart from the read-API document, whose keys clients parse strictly.
+pub fn api_coding_file(username: &str) -> PathBuf {
+    PathBuf::from(API_CODING_DIR).join(format!("{}.json", segment(&username.to_lowercase())))
 }
 
 #[cfg(test)]

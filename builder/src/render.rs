@@ -182,6 +182,7 @@ impl Renderer {
         tera.register_filter("user_url", UrlFilter(paths::user_url));
         tera.register_filter("language_url", UrlFilter(paths::language_url));
         tera.register_filter("api_user_url", UrlFilter(paths::api_user_url));
+        tera.register_filter("api_coding_url", UrlFilter(paths::api_coding_url));
         tera.register_filter("num", NumFilter);
         tera.register_filter("no_bidi", NoBidiFilter);
         let mut assets: Vec<(String, Vec<u8>)> = ASSETS

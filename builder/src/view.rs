@@ -5,7 +5,8 @@ use chrono::DateTime;
 use serde::Serialize;
 
 use crate::model::{
-    FrontPageModel, LanguageModel, LanguageXp, MachineXp, NamedXp, ProfileModel, SiteModel,
+    CodingTime, FrontPageModel, LanguageModel, LanguageXp, MachineXp, NamedSeconds, NamedXp,
+    ProfileModel, SiteModel,
 };
 use crate::{level, text};
 
@@ -170,6 +171,58 @@ pub struct ProfileView {
     pub longest_streak: u32,
     pub xp_per_day_average: u64,
     pub days_with_xp: usize,
+    /// Time coded, when the user sent heartbeats.
+    pub coded: Option<CodedView>,
+}
+
+/// A user's time coded, as the profile shows it.
+#[derive(Debug, Serialize)]
+pub struct CodedView {
+    pub total_seconds: u64,
+    pub total: String,
+    pub languages: Vec<CodedBar>,
+    pub editors: Vec<CodedBar>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CodedBar {
+    pub name: String,
+    pub text: String,
+    pub width: String,
+}
+
+impl CodedView {
+    fn new(c: &CodingTime) -> Option<Self> {
+        let bars = |items: &[NamedSeconds]| -> Vec<CodedBar> {
+            let max = items.first().map(|i| i.seconds).unwrap_or(0).max(1);
+            items
+                .iter()
+                .take(TOP_LANGUAGES)
+                .map(|i| CodedBar {
+                    name: i.name.clone(),
+                    text: duration_text(i.seconds),
+                    width: width(i.seconds as f64 / max as f64 * 100.0),
+                })
+                .collect()
+        };
+        (c.total_seconds > 0).then(|| Self {
+            total_seconds: c.total_seconds,
+            total: duration_text(c.total_seconds),
+            languages: bars(&c.languages),
+            editors: bars(&c.editors),
+        })
+    }
+}
+
+/// A duration as people read it: `3 h 20 min`, `45 min`, `under a minute`.
+pub fn duration_text(seconds: u64) -> String {
+    let (hours, minutes) = (seconds / 3600, seconds % 3600 / 60);
+    match (hours, minutes) {
+        (0, 0) => "under a minute".to_owned(),
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
 }
 
 /// `name` as one shell word: unchanged when plain, else single-quoted.
@@ -247,6 +300,7 @@ impl ProfileView {
             longest_streak: p.longest_streak,
             xp_per_day_average: p.xp_per_day_average.max(0.0).round() as u64,
             days_with_xp: p.daily.iter().filter(|d| d.xp > 0).count(),
+            coded: CodedView::new(&p.coding),
         }
     }
 }
@@ -257,6 +311,8 @@ pub struct LanguageView {
     pub name: String,
     pub total_xp: u64,
     pub users: u64,
+    /// Public time coded in it, when there is any.
+    pub coded: Option<String>,
     pub top_users: Vec<Bar>,
 }
 
@@ -268,6 +324,7 @@ impl LanguageView {
             total_xp: l.total_xp,
             users: l.users,
             top_users: bars(&l.top_users),
+            coded: (l.coding_seconds > 0).then(|| duration_text(l.coding_seconds)),
         }
     }
 }

@@ -21,7 +21,8 @@ fn tree() {
             pages: 11,
             // 3 per profile with XP + 1 per language + front
             charts: 3 * 3 + 4 + 1,
-            json: 4,
+            // read API and coding time, per profile
+            json: 2 * 4,
             assets: builder::ASSETS.len(),
             removed: 0,
             users: 4,
@@ -197,7 +198,8 @@ fn incremental_build_rewrites_only_dirty_users_and_shared_pages() {
     assert_eq!(report.users, 1);
     // alice + front + language list + 4 languages + 404
     assert_eq!(report.pages, 8);
-    assert_eq!(report.json, 1);
+    // The read-API and coding-time documents.
+    assert_eq!(report.json, 2);
     assert_eq!(report.removed, 0);
     assert_eq!(inode(&out, "users/bob.builder/index.html"), bob_page);
     assert_eq!(inode(&out, "api/users/bob.builder.json"), bob_json);
@@ -219,7 +221,8 @@ fn a_user_who_turns_private_disappears_from_the_tree() {
     // the jobs leave private users out of every model
     without_user(&mut site, "bob.builder");
     let report = b.build_users(&site, &["bob.builder"]).unwrap();
-    assert_eq!(report.removed, 2);
+    // Pages, read-API and coding-time documents.
+    assert_eq!(report.removed, 3);
     assert_eq!(grep(&out, "bob.builder"), Vec::<String>::new());
     assert!(!exists(&out, "users/bob.builder"));
 }

@@ -129,6 +129,7 @@ async fn run() -> Result<(), String> {
     config.read_api = Some(ingest::api::users::ReadApiFiles {
         dir: site.path().to_owned(),
         file_of,
+        coding_file_of: file_of,
     });
     let app = App::start(db.clone(), &config)
         .await

@@ -352,6 +352,10 @@ pub fn router(app: AppState) -> Router {
             "/api/users/{name}",
             get(api::users::show).layer(read_cors.clone()),
         )
+        .route(
+            "/api/users/{name}/coding-time",
+            get(api::users::coding_time).layer(read_cors.clone()),
+        )
         .merge(wakatime_routes())
         .route("/live", get(live::front).layer(read_cors.clone()))
         .route("/live/users/{name}", get(live::profile).layer(read_cors))

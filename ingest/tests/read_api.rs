@@ -15,16 +15,28 @@ fn file_of(username: &str) -> PathBuf {
     PathBuf::from("api/users").join(format!("{}.json", username.to_lowercase()))
 }
 
+fn coding_file_of(username: &str) -> PathBuf {
+    PathBuf::from("api/coding").join(format!("{}.json", username.to_lowercase()))
+}
+
 async fn app_with_documents(db: sql::Db, dir: &Path) -> TestApp {
     let dir = dir.to_owned();
     TestApp::with_config(db, move |c| {
-        c.read_api = Some(ingest::api::users::ReadApiFiles { dir, file_of });
+        c.read_api = Some(ingest::api::users::ReadApiFiles {
+            dir,
+            file_of,
+            coding_file_of,
+        });
     })
     .await
 }
 
 fn publish(dir: &Path, username: &str, doc: &serde_json::Value) {
-    let path = dir.join(file_of(username));
+    publish_at(&dir.join(file_of(username)), doc);
+}
+
+fn publish_at(path: &Path, doc: &serde_json::Value) {
+    let path = path.to_owned();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     // As the builder: a new file renamed over the old one.
     let tmp = path.with_extension("tmp");
@@ -65,6 +77,15 @@ async fn answers_the_published_document() {
     let r = app.get("/api/users/nicd").await;
     assert_eq!(r.body["total_xp"], 200);
     assert_ne!(r.headers["etag"], etag);
+
+    // Coding time: its own document and path, the Code::Stats one unchanged.
+    let coding = json!({"user": "Nicd", "total_seconds": 5400, "languages": {"Rust": 5400},
+        "editors": {"Vim": 5400}, "dates": {"2026-11-26": 5400}});
+    publish_at(&site.path().join(coding_file_of("Nicd")), &coding);
+    let r = app.get("/api/users/NICD/coding-time").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, coding);
+    assert_eq!(app.get("/api/users/nicd").await.body, doc("Nicd", 200));
 }
 
 #[tokio::test]
@@ -75,7 +96,13 @@ async fn private_unknown_and_unpublished_users_are_404() {
     app.machine("fresh", "m", false).await;
     // A document left over from when the user was public is never served.
     publish(site.path(), "hidden", &doc("hidden", 5));
+    publish_at(
+        &site.path().join(coding_file_of("hidden")),
+        &json!({"user": "hidden", "total_seconds": 60}),
+    );
     for path in [
+        "/api/users/hidden/coding-time",
+        "/api/users/fresh/coding-time",
         "/api/users/hidden",
         "/api/users/HIDDEN",
         "/api/users/hidden.json",

@@ -274,6 +274,7 @@ pub fn profiles(
             current_streak,
             longest_streak,
             xp_per_day_average,
+            coding: Default::default(),
         });
     }
     out.sort_by(|a, b| a.username.cmp(&b.username));
@@ -424,6 +425,7 @@ pub fn shared(
             users: n.get(i).unwrap_or_default(),
             xp_per_day: days,
             top_users: top(top_users.remove(name).unwrap_or_default(), TOP_N),
+            coding_seconds: 0,
         });
     }
     languages.sort_by(|a, b| {

@@ -2,6 +2,7 @@
 //! with Polars, hand the models to the builder. Runs on a schedule inside
 //! `codestats serve` and by hand with `codestats build`.
 
+pub mod coding;
 pub mod compute;
 pub mod rollup;
 pub mod schedule;

@@ -1,6 +1,7 @@
 //! One rollup run: which users changed, their aggregates from ClickHouse,
 //! the models (Polars, in `compute`), and the site (`builder`).
 
+use crate::coding;
 use crate::compute::{self, ProfileInputs, SharedInputs, UserInfo};
 use ::builder::{BuildReport, Builder, model::SiteModel};
 use anyhow::Context;
@@ -15,6 +16,14 @@ use std::{
 /// received this long before the previous run started are looked at again:
 /// a block formed just before it may land just after.
 pub const RECEIVED_OVERLAP_SECS: u32 = 10;
+
+/// A user without coding time.
+static EMPTY_CODING: ::builder::model::CodingTime = ::builder::model::CodingTime {
+    total_seconds: 0,
+    languages: Vec::new(),
+    editors: Vec::new(),
+    daily: Vec::new(),
+};
 
 /// The insertion watermark: every pulse whose `received_at` is below it is
 /// in ClickHouse already (or never will be). Ingest's shipper gives it.
@@ -57,6 +66,8 @@ struct State {
     received_until: u32,
     /// Public users at the last run: id → username.
     public: HashMap<u64, String>,
+    /// Public users' coding time per language, for the language pages.
+    coding: coding::Totals,
 }
 
 /// The rollup jobs over one store and one output directory. Runs never
@@ -68,6 +79,8 @@ pub struct Rollups {
     /// Users ingest saw pulses from since the last run.
     dirty: Mutex<HashSet<u64>>,
     watermark: Option<Watermark>,
+    /// Gaps between heartbeats up to this are coding time.
+    keystroke_timeout: Duration,
 }
 
 struct Timer {
@@ -96,7 +109,15 @@ impl Rollups {
             state: tokio::sync::Mutex::new(State::default()),
             dirty: Mutex::new(HashSet::new()),
             watermark: None,
+            keystroke_timeout: sql::coding::DEFAULT_KEYSTROKE_TIMEOUT,
         }
+    }
+
+    /// Coding time counts gaps between heartbeats up to `timeout`
+    /// (`CODESTATS_KEYSTROKE_TIMEOUT_SECS`).
+    pub fn with_keystroke_timeout(mut self, timeout: Duration) -> Self {
+        self.keystroke_timeout = timeout;
+        self
     }
 
     /// Incremental runs read pulses by `received_at` up to `watermark`, and
@@ -245,6 +266,10 @@ impl Rollups {
         };
         let now = now_secs();
         let inputs = self.profile_inputs(&selection, now).await?;
+        let coding_rows =
+            sql::coding::durations(&self.db, &selection, 0, u16::MAX, self.keystroke_timeout)
+                .await
+                .context("cannot read coding time")?;
         timer.step("read profile aggregates");
         let shared_inputs = self.shared_inputs(now).await?;
         timer.step("read shared aggregates");
@@ -256,12 +281,45 @@ impl Rollups {
             .cloned()
             .collect();
         let full = scope == Scope::Full;
+        let mut coding_of = coding::per_user(&coding_rows);
+        drop(coding_rows);
+        coding_of.retain(|id, _| target_set.contains(id));
+        if full {
+            state.coding = coding::Totals::default();
+        }
+        state.coding.update(
+            targets
+                .iter()
+                .map(|id| (*id, coding_of.get(id).unwrap_or(&EMPTY_CODING))),
+        );
+        state.coding.retain(|id| public_names.contains_key(&id));
+        let language_seconds: HashMap<String, u64> = state
+            .coding
+            .per_language()
+            .into_iter()
+            .map(|(name, seconds)| (name.to_owned(), seconds))
+            .collect();
+        let ids_by_name: HashMap<String, u64> = target_users
+            .iter()
+            .map(|u| (u.username.clone(), u.user_id))
+            .collect();
         let (site, profiles) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<(SiteModel, usize)> {
-                let profiles =
+                let mut profiles =
                     compute::profiles(&target_users, &inputs, now).context("profiles")?;
-                let (front, languages) =
+                for p in &mut profiles {
+                    if let Some(c) = ids_by_name
+                        .get(&p.username)
+                        .and_then(|id| coding_of.remove(id))
+                    {
+                        p.coding = c;
+                    }
+                }
+                let (front, mut languages) =
                     compute::shared(&public, &shared_inputs).context("shared pages")?;
+                for l in &mut languages {
+                    l.coding_seconds = language_seconds.get(&l.name).copied().unwrap_or(0);
+                }
                 let n = profiles.len();
                 Ok((
                     SiteModel {

@@ -158,14 +158,21 @@ pub async fn public_xp_per_minute(db: &Db, since: u32) -> Result<Vec<(u32, u64)>
         .await?)
 }
 
-/// Users whose pulses were received in `[since, until)` (Unix seconds).
+/// Users whose pulses or heartbeats were received in `[since, until)`
+/// (Unix seconds).
 pub async fn users_received(db: &Db, since: u32, until: u32) -> Result<Vec<u64>> {
     Ok(db
         .client()
         .query(
-            "SELECT DISTINCT user_id FROM pulses \
-             WHERE received_at >= toDateTime(?) AND received_at < toDateTime(?)",
+            "SELECT DISTINCT user_id FROM ( \
+                 SELECT user_id FROM pulses \
+                 WHERE received_at >= toDateTime(?) AND received_at < toDateTime(?) \
+                 UNION ALL \
+                 SELECT user_id FROM heartbeats \
+                 WHERE received_at >= toDateTime(?) AND received_at < toDateTime(?))",
         )
+        .bind(since)
+        .bind(until)
         .bind(since)
         .bind(until)
         .fetch_all()

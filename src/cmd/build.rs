@@ -15,7 +15,8 @@ pub fn rollups(config: &Config, store: &Store) -> anyhow::Result<Rollups> {
     if let Some(theme) = &config.theme_dir {
         builder = builder.with_theme_dir(theme)?;
     }
-    Ok(Rollups::new(store.db.clone(), builder))
+    Ok(Rollups::new(store.db.clone(), builder)
+        .with_keystroke_timeout(config.ingest.keystroke_timeout))
 }
 
 pub async fn build(

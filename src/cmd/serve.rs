@@ -37,6 +37,7 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     ingest_config.read_api = Some(ingest::api::users::ReadApiFiles {
         dir: super::build::site_dir(config),
         file_of: builder::paths::api_user_file,
+        coding_file_of: builder::paths::api_coding_file,
     });
     let app = ingest::App::start(store.db.clone(), &ingest_config)
         .await

@@ -33,11 +33,23 @@ pub const CACHE_MAX_DOCUMENTS: usize = 20_000;
 pub const CACHE_CONTROL: &str = "public, max-age=30";
 
 /// Where the published documents are: `dir.join(file_of(username))`
-/// (`serve` passes the builder's `paths::api_user_file`).
+/// (`serve` passes the builder's `paths::api_user_file`), and the coding
+/// time ones (`paths::api_coding_file`).
 #[derive(Debug, Clone)]
 pub struct ReadApiFiles {
     pub dir: PathBuf,
     pub file_of: fn(&str) -> PathBuf,
+    pub coding_file_of: fn(&str) -> PathBuf,
+}
+
+/// Which document of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The Code::Stats read API's.
+    Xp,
+    /// Coding time (`/api/users/NAME/coding-time`), an extension: its own
+    /// path, so Code::Stats clients never see it.
+    Coding,
 }
 
 /// One version of a document on disk.
@@ -79,9 +91,13 @@ impl ReadApi {
     }
 
     /// The published document of `username`, if there is one.
-    async fn document(&self, username: &str) -> Option<Arc<Document>> {
+    async fn document(&self, username: &str, kind: Kind) -> Option<Arc<Document>> {
         let files = self.files.as_ref()?;
-        let path = files.dir.join((files.file_of)(username));
+        let file_of = match kind {
+            Kind::Xp => files.file_of,
+            Kind::Coding => files.coding_file_of,
+        };
+        let path = files.dir.join(file_of(username));
         // One `stat`, on this thread: it is a cheap syscall on a local
         // file, and a hop to the blocking pool would cost more than it.
         let meta = std::fs::metadata(&path).ok()?;
@@ -118,6 +134,25 @@ pub async fn show(
     name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    answer(app, name, headers, Kind::Xp).await
+}
+
+/// `GET /api/users/NAME/coding-time`: `{"user","total_seconds",
+/// "languages":{name:seconds},"editors":{name:seconds},"dates":{date:seconds}}`.
+pub async fn coding_time(
+    State(app): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    answer(app, name, headers, Kind::Coding).await
+}
+
+async fn answer(
+    app: AppState,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    kind: Kind,
+) -> Result<Response, AppError> {
     let not_found = AppError::NotFound(USER_NOT_FOUND);
     let Ok(Path(name)) = name else {
         return Err(not_found);
@@ -130,7 +165,7 @@ pub async fn show(
         .ok_or(not_found)?;
     let doc = app
         .read_api
-        .document(&username)
+        .document(&username, kind)
         .await
         // Public, but no rollup has published them yet.
         .ok_or(AppError::NotFound(USER_NOT_FOUND))?;
