@@ -56,6 +56,26 @@ pub enum Command {
         #[arg(long = "user", value_name = "NAME")]
         users: Vec<String>,
     },
+    /// Import a user's history: a WakaTime data export or a Wakapi
+    /// heartbeat export (JSON, into heartbeats), or a Code::Stats pulse
+    /// export (CSV, into pulses). Importing a file again changes nothing.
+    Import {
+        /// The export file.
+        file: PathBuf,
+        /// Whose history it is.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// wakatime, wakapi or code-stats [default: code-stats for a .csv
+        /// file, else wakatime (which reads Wakapi's exports as well)].
+        #[arg(long)]
+        format: Option<ingest::import::Format>,
+        /// The machine label of heartbeats whose export names none.
+        #[arg(long, default_value = "import")]
+        machine: String,
+        /// Do not rebuild the user's pages afterwards.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Measure: `bench rollups` times seeding, a full rollup and an incremental one.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod import;
 pub mod languages;
 pub mod limits;
 pub mod live;

@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod heartbeats;
+pub mod import;
 pub mod languages;
 pub mod local_server;
 pub mod migrate;

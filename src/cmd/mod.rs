@@ -4,6 +4,7 @@ mod accounts;
 mod bench;
 mod build;
 mod clickhouse;
+mod import;
 mod serve;
 pub(crate) mod sql;
 
@@ -45,6 +46,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build { full, users } => {
             with_store(&config, async |store| {
                 build::build(&config, store, full, users).await
+            })
+            .await
+        }
+        Command::Import {
+            file,
+            user,
+            format,
+            machine,
+            no_build,
+        } => {
+            with_store(&config, async |store| {
+                import::run(&config, store, &file, &user, format, machine, no_build).await
             })
             .await
         }

@@ -67,6 +67,12 @@ pub enum Verdict {
 
 /// Checks one item of a request against the clock `now_ms` (Unix ms).
 pub fn check(item: Value, now_ms: u64) -> Verdict {
+    check_with(item, now_ms, Some(MAX_HEARTBEAT_AGE))
+}
+
+/// [`check`] with the age past which heartbeats are dropped (`None`: kept
+/// whatever their age, as imports of history are).
+pub fn check_with(item: Value, now_ms: u64, max_age: Option<std::time::Duration>) -> Verdict {
     if !item.is_object() {
         return Verdict::Invalid(INVALID_HEARTBEAT);
     }
@@ -79,7 +85,7 @@ pub fn check(item: Value, now_ms: u64) -> Verdict {
     if time_ms > now_ms + MAX_HEARTBEAT_FUTURE.as_millis() as u64 {
         return Verdict::Invalid(FUTURE_TIME);
     }
-    if time_ms + (MAX_HEARTBEAT_AGE.as_millis() as u64) < now_ms {
+    if max_age.is_some_and(|age| time_ms + (age.as_millis() as u64) < now_ms) {
         return Verdict::TooOld;
     }
     let text = |value: Option<String>, default: &str| -> Option<String> {
@@ -131,12 +137,20 @@ pub fn check(item: Value, now_ms: u64) -> Verdict {
     }))
 }
 
-/// Unix seconds (a number or a numeric string, fractions allowed) as
+/// Unix seconds (a number or a numeric string, fractions allowed, or an
+/// RFC 3339 time) as
 /// milliseconds; `None` unless a real time after 1970 and before 2106.
 fn time_millis(value: &Value) -> Option<u64> {
     let secs = match value {
         Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(secs) => secs,
+            // RFC 3339, as Wakapi writes times.
+            Err(_) => {
+                let t = chrono::DateTime::parse_from_rfc3339(s.trim()).ok()?;
+                t.timestamp_millis() as f64 / 1000.0
+            }
+        },
         _ => return None,
     };
     (secs.is_finite() && secs > 0.0 && secs < f64::from(u32::MAX)).then_some((secs * 1000.0) as u64)
@@ -200,6 +214,10 @@ mod tests {
     fn spellings_clients_use() {
         let c =
             keep(json!({"time": "1795635914", "is_write": "true", "lines": "12", "language": ""}));
+        assert_eq!(
+            keep(json!({"time": "2026-11-25T16:25:14.817Z"})).time_ms,
+            1_795_623_914_817
+        );
         assert_eq!(
             (c.time_ms, c.is_write, c.lines),
             (1_795_635_914_000, true, 12)

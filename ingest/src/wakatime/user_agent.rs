@@ -71,8 +71,8 @@ fn os(ua: &str) -> Option<String> {
     Some(limit(os))
 }
 
-/// Editor names as people write them.
-fn pretty(name: &str) -> String {
+/// Editor names as people write them (`vscode` → `VS Code`).
+pub fn pretty(name: &str) -> String {
     let known = match name.to_ascii_lowercase().as_str() {
         "vim" => "Vim",
         "neovim" | "nvim" => "Neovim",
