@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 use polars::prelude::*;
-use sql::{Db, accounts, local_server, pulses::PulseRow};
+use sql::{Db, accounts, heartbeats::HeartbeatRow, local_server, pulses::PulseRow};
 
 mod common;
 
@@ -38,6 +38,22 @@ const PULSES: &[(u64, &str, &str, &str, i16, &str, u32)] = &[
     (6, "bob", "work", "2024-03-04 12:00:00", -300, "Rust", 200),   // Mon 03-04 07h
     (7, "carol", "pc", "2024-01-10 08:00:00", 0, "Go", 30),         // Wed 01-10 08h
     (7, "carol", "pc", "2024-01-10 08:00:00", 0, "Rust", 10),       // same pulse
+];
+
+/// The fixture's heartbeats: user, time (UTC), offset, language. alice on
+/// 2024-01-01: 10:00 → 10:05 → 10:07 is 420 s of Rust (the gap before
+/// the Go heartbeat counts for Rust), 10:07 → 10:30 is past the 15-minute
+/// timeout (Go, only with a longer one), 10:30 → 10:31 is 60 s of Go; a
+/// copy of 10:05 adds nothing. bob (private) on 2024-01-02: 600 s of Python.
+const HEARTBEATS: &[(&str, &str, i16, &str)] = &[
+    ("alice", "2024-01-01 10:00:00", 60, "Rust"),
+    ("alice", "2024-01-01 10:05:00", 60, "Rust"),
+    ("alice", "2024-01-01 10:05:00", 60, "Rust"),
+    ("alice", "2024-01-01 10:07:00", 60, "Go"),
+    ("alice", "2024-01-01 10:30:00", 60, "Go"),
+    ("alice", "2024-01-01 10:31:00", 60, "Go"),
+    ("bob", "2024-01-02 08:00:00", 0, "Python"),
+    ("bob", "2024-01-02 08:10:00", 0, "Python"),
 ];
 
 /// alice (2 machines, one deactivated), bob (private), carol, and dave
@@ -84,6 +100,39 @@ async fn seed(db: &Db) {
             .unwrap();
     }
     insert.end().await.unwrap();
+    let mut beats = Vec::new();
+    for &(user, at, utc_offset, language) in HEARTBEATS {
+        let (_, _, m) = machines.iter().find(|(u, _, _)| *u == user).unwrap();
+        let mut row = HeartbeatRow {
+            heartbeat_id: 0,
+            batch_id: 1,
+            user_id: m.user_id,
+            machine_id: m.machine_id,
+            time: utc(at),
+            time_ms: 0,
+            utc_offset,
+            entity_hash: String::new(),
+            entity: String::new(),
+            kind: "file".into(),
+            category: "coding".into(),
+            project: String::new(),
+            branch: String::new(),
+            language: language.into(),
+            is_write: 0,
+            lines: 0,
+            line_additions: 0,
+            line_deletions: 0,
+            lineno: 0,
+            cursorpos: 0,
+            editor: "Vim".into(),
+            os: "Linux".into(),
+            machine: "m".into(),
+            received_at: utc("2024-03-05 00:00:00"),
+        };
+        row.heartbeat_id = sql::heartbeats::heartbeat_id(&row);
+        beats.push(row);
+    }
+    sql::heartbeats::insert(db, 1, &beats).await.unwrap();
 }
 
 /// `codestats sql --query QUERY --param P… --format csv` prints `expected`.
@@ -184,6 +233,26 @@ async fn library_queries_answer_the_fixture() {
             &[],
             "username,private,machines,active_machines,coding_machines\n\
              alice,0,2,1,2\nbob,1,1,1,1\ncarol,0,1,1,1\ndave,0,0,0,0\n",
+        ),
+        (
+            "coding_time_per_language",
+            &[],
+            "language,seconds,users\nPython,600,1\nRust,420,1\nGo,60,1\n",
+        ),
+        (
+            "coding_time_per_language",
+            &["timeout=1500", "until=2024-01-01"],
+            "language,seconds,users\nGo,1440,1\nRust,420,1\n",
+        ),
+        (
+            "coding_time_per_day",
+            &[],
+            "day,seconds,users\n2024-01-01,480,1\n2024-01-02,600,1\n",
+        ),
+        (
+            "coding_time_per_day",
+            &["username=ALICE"],
+            "day,seconds,users\n2024-01-01,480,1\n",
         ),
         (
             "machines_per_user",

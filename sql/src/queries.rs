@@ -61,6 +61,14 @@ const FILES: &[(&str, &str)] = &[
         "machines_per_user",
         include_str!("../queries/machines_per_user.sql"),
     ),
+    (
+        "coding_time_per_language",
+        include_str!("../queries/coding_time_per_language.sql"),
+    ),
+    (
+        "coding_time_per_day",
+        include_str!("../queries/coding_time_per_day.sql"),
+    ),
 ];
 
 /// Oldest and newest day a ClickHouse `Date` holds.
