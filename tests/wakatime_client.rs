@@ -70,25 +70,33 @@ fn installed_version(python: &Path) -> Option<String> {
 /// made (in a staging directory, then moved into place) unless it is
 /// already there and works.
 fn client_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wakatime-13.1.0");
+    let name = WAKATIME.replace("==", "-");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
     let python = venv.join("bin/python");
     let wanted = WAKATIME.split_once("==").unwrap().1;
-    if installed_version(&python).as_deref() == Some(wanted) {
+    let works = || installed_version(&python).as_deref() == Some(wanted);
+    if works() {
         return python;
     }
-    let staging = venv.with_extension(format!("staging-{}", std::process::id()));
+    let staging = venv.with_file_name(format!("{name}.staging-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let made = Command::new("python3")
+    let fail = |message: String| -> ! {
+        let _ = std::fs::remove_dir_all(&staging);
+        panic!("{message}")
+    };
+    match Command::new("python3")
         .args(["-m", "venv"])
         .arg(&staging)
-        .output();
-    match made {
+        .output()
+    {
         Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
+        Ok(out) => fail(format!(
             "cannot make a Python venv with python3 (on Debian: scripts/install-deps python3-venv): {}",
             String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!("cannot run python3 (scripts/install-deps python3 python3-venv): {e}"),
+        )),
+        Err(e) => fail(format!(
+            "cannot run python3 (scripts/install-deps python3 python3-venv): {e}"
+        )),
     }
     let pip = Command::new(staging.join("bin/python"))
         .args([
@@ -101,21 +109,25 @@ fn client_python() -> PathBuf {
             WAKATIME,
         ])
         .output()
-        .expect("run pip");
-    assert!(
-        pip.status.success(),
-        "cannot install {WAKATIME} from PyPI; this test needs the real client (and a network \
-         to pypi.org the first time): {}",
-        String::from_utf8_lossy(&pip.stderr)
-    );
-    // Another run may have made it meanwhile; either copy will do.
-    let _ = std::fs::remove_dir_all(&venv);
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+        .unwrap_or_else(|e| fail(format!("cannot run pip: {e}")));
+    if !pip.status.success() {
+        fail(format!(
+            "cannot install {WAKATIME} from PyPI; this test needs the real client (and a \
+             network to pypi.org the first time): {}",
+            String::from_utf8_lossy(&pip.stderr)
+        ));
     }
-    assert_eq!(
-        installed_version(&python).as_deref(),
-        Some(wanted),
+    // Unless another run put one in place meanwhile.
+    if works() {
+        let _ = std::fs::remove_dir_all(&staging);
+    } else {
+        let _ = std::fs::remove_dir_all(&venv);
+        if std::fs::rename(&staging, &venv).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    }
+    assert!(
+        works(),
         "{WAKATIME} not importable from {}",
         python.display()
     );
