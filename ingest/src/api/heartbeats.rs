@@ -16,7 +16,7 @@ use crate::{
     log::record::Record,
     wakatime::{
         self, MACHINE_HEADER, auth,
-        heartbeat::{self, Checked, Verdict},
+        heartbeat::{self, Checked, Origin, Verdict},
         user_agent,
     },
 };
@@ -106,9 +106,10 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // UTF-8, as clients send a hostname (HeaderValue::to_str takes ASCII only).
     let machine = headers
         .get(MACHINE_HEADER)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .map(str::trim)
         .filter(|m| !m.is_empty() && m.chars().count() <= MAX_HEARTBEAT_FIELD_CHARS)
         .unwrap_or(&owner.machine_name)
@@ -189,39 +190,20 @@ fn row_of(
     zone: Option<chrono_tz::Tz>,
 ) -> HeartbeatRow {
     let client = user_agent::parse(checked.user_agent.as_deref().unwrap_or(header_agent));
-    let time = (checked.time_ms / 1000) as u32;
-    let mut row = HeartbeatRow {
-        heartbeat_id: 0,
-        batch_id: 0,
+    let checked = Checked {
+        language: language.to_owned(),
+        ..checked.clone()
+    };
+    let time = (checked.time_ms / 1000) as i64;
+    checked.into_row(Origin {
         user_id: owner.user_id,
         machine_id: owner.machine_id,
-        time,
-        time_ms: (checked.time_ms % 1000) as u16,
-        utc_offset: wakatime::utc_offset(zone, i64::from(time)),
-        entity_hash: sql::heartbeats::entity_hash(owner.user_id, &checked.entity),
-        entity: if app.store_entities {
-            checked.entity.clone()
-        } else {
-            String::new()
-        },
-        kind: checked.kind.clone(),
-        category: checked.category.clone(),
-        project: checked.project.clone(),
-        branch: checked.branch.clone(),
-        language: language.to_owned(),
-        is_write: u8::from(checked.is_write),
-        lines: checked.lines,
-        line_additions: checked.line_additions,
-        line_deletions: checked.line_deletions,
-        lineno: checked.lineno,
-        cursorpos: checked.cursorpos,
         editor: client.editor,
         os: client.os,
-        machine: machine.to_owned(),
-        received_at: 0,
-    };
-    row.heartbeat_id = sql::heartbeats::heartbeat_id(&row);
-    row
+        machine,
+        utc_offset: wakatime::utc_offset(zone, time),
+        store_entity: app.store_entities,
+    })
 }
 
 /// The heartbeat as WakaTime echoes it back (to its sender only).

@@ -91,7 +91,7 @@ pub async fn summaries(
 /// `start`/`end`, or a named range, ending today at the latest.
 fn range(params: &SummaryQuery, today: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
     let (start, end) = match (&params.start, &params.end, params.range.as_deref()) {
-        (Some(start), Some(end), _) => (date(start)?, date(end)?),
+        (Some(start), Some(end), _) => (date(start, today)?, date(end, today)?),
         (_, _, Some(named)) => {
             let back = |n: u64| today.checked_sub_days(Days::new(n));
             match named.to_ascii_lowercase().replace(' ', "_").as_str() {
@@ -108,9 +108,14 @@ fn range(params: &SummaryQuery, today: NaiveDate) -> Option<(NaiveDate, NaiveDat
     (span >= 0 && (span as u64) < MAX_SUMMARY_DAYS).then_some((start, end))
 }
 
-fn date(text: &str) -> Option<NaiveDate> {
-    // `2026-11-26` or a full timestamp starting with it.
-    NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+/// `2026-11-26` (or a timestamp starting with it), or `today` /
+/// `yesterday` as WakaTime's clients send them.
+fn date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "today" => Some(today),
+        "yesterday" => today.checked_sub_days(Days::new(1)),
+        _ => NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok(),
+    }
 }
 
 fn zone_name(headers: &HeaderMap, query: &Result<Query<SummaryQuery>, QueryRejection>) -> String {
@@ -288,6 +293,11 @@ mod tests {
             None
         );
         assert_eq!(range(&q(Some("yesterday"), Some("x"), None), today), None);
+        // What `wakatime --today` asks.
+        assert_eq!(
+            range(&q(Some("today"), Some("today"), None), today),
+            Some((today, today))
+        );
         assert_eq!(range(&q(None, None, None), today), None);
     }
 }

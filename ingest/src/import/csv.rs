@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn rows_and_refusals() {
-        let (row, machine) = row(
+        let (pulse, machine) = row(
             Some("2024-03-01T12:00:00Z"),
             Some("120"),
             Some("Rust"),
@@ -134,7 +134,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (row.coded_at, row.utc_offset, row.xp),
+            (pulse.coded_at, pulse.utc_offset, pulse.xp),
             (1_709_294_400, 120, 42)
         );
         assert_eq!(machine, "laptop");

@@ -21,7 +21,7 @@ pub mod json;
 use crate::{
     languages::Languages,
     wakatime::{
-        heartbeat::{self, Verdict},
+        heartbeat::{self, Origin, Verdict},
         user_agent,
     },
 };
@@ -232,40 +232,15 @@ fn heartbeat_row(
         Verdict::Invalid(reason) => return Err(reason),
     };
     let client = user_agent::parse(user_agent.as_deref().unwrap_or_default());
-    let user_id = options.user.user_id;
-    let time = (checked.time_ms / 1000) as u32;
-    let mut row = HeartbeatRow {
-        heartbeat_id: 0,
-        batch_id: 0,
-        user_id,
+    Ok(checked.into_row(Origin {
+        user_id: options.user.user_id,
         machine_id: 0,
-        time,
-        time_ms: (checked.time_ms % 1000) as u16,
-        utc_offset: 0,
-        entity_hash: sql::heartbeats::entity_hash(user_id, &checked.entity),
-        entity: if options.store_entities {
-            checked.entity.clone()
-        } else {
-            String::new()
-        },
-        kind: checked.kind,
-        category: checked.category,
-        project: checked.project,
-        branch: checked.branch,
-        language: checked.language,
-        is_write: u8::from(checked.is_write),
-        lines: checked.lines,
-        line_additions: checked.line_additions,
-        line_deletions: checked.line_deletions,
-        lineno: checked.lineno,
-        cursorpos: checked.cursorpos,
         editor: editor.unwrap_or(client.editor),
         os: os.unwrap_or(client.os),
-        machine: machine.unwrap_or_else(|| options.machine.clone()),
-        received_at: 0,
-    };
-    row.heartbeat_id = sql::heartbeats::heartbeat_id(&row);
-    Ok(row)
+        machine: machine.as_deref().unwrap_or(&options.machine),
+        utc_offset: 0,
+        store_entity: options.store_entities,
+    }))
 }
 
 /// Writes chunks: canonical languages, the rows not stored yet.
@@ -323,30 +298,17 @@ impl<'a> Writer<'a> {
         }
         let ids: Vec<u64> = rows.iter().map(|r| r.heartbeat_id).collect();
         let (from, to) = span(rows.iter().map(|r| r.time));
-        let stored: HashSet<u64> =
-            sql::import::stored_heartbeats(self.db, self.user.user_id, from, to, &ids)
-                .await?
-                .into_iter()
-                .collect();
-        let mut seen = HashSet::new();
-        let total = rows.len() as u64;
-        let new: Vec<HeartbeatRow> = rows
-            .into_iter()
-            .filter(|r| !stored.contains(&r.heartbeat_id) && seen.insert(r.heartbeat_id))
-            .collect();
-        report.duplicate += total - new.len() as u64;
-        if new.is_empty() {
+        let stored =
+            sql::import::stored_heartbeats(self.db, self.user.user_id, from, to, &ids).await?;
+        let mut rows = unstored(rows, stored, |r| r.heartbeat_id, report);
+        if rows.is_empty() {
             return Ok(());
         }
-        let block_id = chunk_id(new.iter().map(|r| r.heartbeat_id));
-        let rows: Vec<HeartbeatRow> = new
-            .into_iter()
-            .map(|mut r| {
-                r.batch_id = block_id;
-                r.received_at = self.received_at;
-                r
-            })
-            .collect();
+        let block_id = chunk_id(rows.iter().map(|r| r.heartbeat_id));
+        for r in &mut rows {
+            r.batch_id = block_id;
+            r.received_at = self.received_at;
+        }
         sql::heartbeats::insert(self.db, block_id, &rows).await?;
         report.imported += rows.len() as u64;
         Ok(())
@@ -370,30 +332,16 @@ impl<'a> Writer<'a> {
         }
         let ids: Vec<u64> = rows.iter().map(|r| r.pulse_id).collect();
         let (from, to) = span(rows.iter().map(|r| r.coded_at));
-        let stored: HashSet<u64> =
-            sql::import::stored_pulses(self.db, self.user.user_id, from, to, &ids)
-                .await?
-                .into_iter()
-                .collect();
-        let mut seen = HashSet::new();
-        let total = rows.len() as u64;
-        let new: Vec<PulseRow> = rows
-            .into_iter()
-            .filter(|r| !stored.contains(&r.pulse_id) && seen.insert(r.pulse_id))
-            .collect();
-        report.duplicate += total - new.len() as u64;
-        if new.is_empty() {
+        let stored = sql::import::stored_pulses(self.db, self.user.user_id, from, to, &ids).await?;
+        let mut rows = unstored(rows, stored, |r| r.pulse_id, report);
+        if rows.is_empty() {
             return Ok(());
         }
-        let block_id = chunk_id(new.iter().map(|r| r.pulse_id));
-        let rows: Vec<PulseRow> = new
-            .into_iter()
-            .map(|mut r| {
-                r.batch_id = block_id;
-                r.received_at = self.received_at;
-                r
-            })
-            .collect();
+        let block_id = chunk_id(rows.iter().map(|r| r.pulse_id));
+        for r in &mut rows {
+            r.batch_id = block_id;
+            r.received_at = self.received_at;
+        }
         // Aggregates first, under the chunk's marker; then the pulses.
         if !sql::import::xp_marker_landed(self.db, block_id).await? {
             sql::blocks::insert_xp(self.db, block_id, self.received_at, &rows).await?;
@@ -414,6 +362,21 @@ impl<'a> Writer<'a> {
         self.machines.insert(name.to_owned(), machine.machine_id);
         Ok(machine.machine_id)
     }
+}
+
+/// The rows whose id is not stored, each once; the others count as
+/// duplicates.
+fn unstored<T>(
+    rows: Vec<T>,
+    stored: Vec<u64>,
+    id: impl Fn(&T) -> u64,
+    report: &mut Report,
+) -> Vec<T> {
+    let mut seen: HashSet<u64> = stored.into_iter().collect();
+    let total = rows.len() as u64;
+    let new: Vec<T> = rows.into_iter().filter(|r| seen.insert(id(r))).collect();
+    report.duplicate += total - new.len() as u64;
+    new
 }
 
 /// The first and last of some times.

@@ -56,6 +56,59 @@ pub struct Checked {
     pub user_agent: Option<String>,
 }
 
+/// Where a checked heartbeat is stored, and what the request (or export)
+/// says about it beyond its own fields.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    pub user_id: u64,
+    pub machine_id: u64,
+    pub editor: String,
+    pub os: String,
+    pub machine: &'a str,
+    pub utc_offset: i16,
+    pub store_entity: bool,
+}
+
+impl Checked {
+    /// The row to store, its id computed: the entity hashed (and kept only
+    /// when the operator opted in).
+    pub fn into_row(self, origin: Origin<'_>) -> sql::heartbeats::HeartbeatRow {
+        let user_id = origin.user_id;
+        let mut row = sql::heartbeats::HeartbeatRow {
+            heartbeat_id: 0,
+            batch_id: 0,
+            user_id,
+            machine_id: origin.machine_id,
+            time: (self.time_ms / 1000) as u32,
+            time_ms: (self.time_ms % 1000) as u16,
+            utc_offset: origin.utc_offset,
+            entity_hash: sql::heartbeats::entity_hash(user_id, &self.entity),
+            entity: if origin.store_entity {
+                self.entity
+            } else {
+                String::new()
+            },
+            kind: self.kind,
+            category: self.category,
+            project: self.project,
+            branch: self.branch,
+            language: self.language,
+            is_write: u8::from(self.is_write),
+            lines: self.lines,
+            line_additions: self.line_additions,
+            line_deletions: self.line_deletions,
+            lineno: self.lineno,
+            cursorpos: self.cursorpos,
+            editor: origin.editor,
+            os: origin.os,
+            machine: origin.machine.to_owned(),
+            received_at: 0,
+        };
+        row.heartbeat_id = sql::heartbeats::heartbeat_id(&row);
+        row
+    }
+}
+
 /// What becomes of one item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
