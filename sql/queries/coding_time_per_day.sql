@@ -18,9 +18,9 @@ FROM
             user_id,
             local_date,
             arraySort(groupArray(toUInt64(time) * 1000 + time_ms)) AS ts,
-            arrayMap(i -> if(i < length(ts) AND ts[i + 1] - ts[i] <= {timeout} * 1000,
-                             toUInt64(ts[i + 1] - ts[i]), toUInt64(0)),
-                     arrayEnumerate(ts)) AS gaps
+            arrayMap((t, next) -> if(next > t AND next - t <= {timeout} * 1000,
+                                     toUInt64(next - t), toUInt64(0)),
+                     ts, arrayPushBack(arrayPopFront(ts), toUInt64(0))) AS gaps
         FROM heartbeats
         WHERE (toDate(time + utc_offset * 60) AS local_date) BETWEEN {since} AND {until}
           AND ({username} = '' OR user_id IN

@@ -12,22 +12,22 @@ SELECT
     uniqExact(user_id) AS users
 FROM
 (
-    SELECT user_id, beat.2 AS language, beat.3 AS millis
+    SELECT user_id, beat.2 AS language, gap AS millis
     FROM
     (
         SELECT
             user_id,
             local_date,
             arraySort(groupArray((toUInt64(time) * 1000 + time_ms, language))) AS beats,
-            arrayMap(i -> (beats[i].1, beats[i].2,
-                if(i < length(beats) AND beats[i + 1].1 - beats[i].1 <= {timeout} * 1000,
-                   toUInt64(beats[i + 1].1 - beats[i].1), toUInt64(0))),
-                arrayEnumerate(beats)) AS timed
+            arrayMap(b -> b.1, beats) AS ts,
+            arrayMap((t, next) -> if(next > t AND next - t <= {timeout} * 1000,
+                                     toUInt64(next - t), toUInt64(0)),
+                     ts, arrayPushBack(arrayPopFront(ts), toUInt64(0))) AS gaps
         FROM heartbeats
         WHERE (toDate(time + utc_offset * 60) AS local_date) BETWEEN {since} AND {until}
         GROUP BY user_id, local_date
     )
-    ARRAY JOIN timed AS beat
+    ARRAY JOIN beats AS beat, gaps AS gap
     WHERE millis > 0
 )
 GROUP BY language

@@ -36,26 +36,26 @@ pub struct CodingRow {
 }
 
 /// The heartbeats of `{users}` on local days `[from, to]`, turned into
-/// durations per day and attributes. `{users}` is replaced by the users'
+/// durations per day and attributes. Each gap is computed from the sorted
+/// times and the same array shifted by one (no lambda captures an array,
+/// which 18.16 would copy per element: quadratic in a day's heartbeats). `{users}` is replaced by the users'
 /// condition; the binds are the timeout, the days, then the users.
 const DURATIONS: &str = "\
 SELECT user_id, local_date, beat.2 AS language, beat.3 AS project, beat.4 AS editor, \
-       beat.5 AS os, beat.6 AS machine, beat.7 AS category, sum(beat.8) AS millis \
+       beat.5 AS os, beat.6 AS machine, beat.7 AS category, sum(gap) AS millis \
 FROM ( \
     SELECT user_id, local_date, \
         arraySort(groupArray((toUInt64(time) * 1000 + time_ms, language, project, editor, \
                               os, machine, category))) AS beats, \
-        arrayMap(i -> (beats[i].1, beats[i].2, beats[i].3, beats[i].4, beats[i].5, beats[i].6, \
-                       beats[i].7, \
-                       if(i < length(beats) AND beats[i + 1].1 - beats[i].1 <= ?, \
-                          toUInt64(beats[i + 1].1 - beats[i].1), toUInt64(0))), \
-                 arrayEnumerate(beats)) AS timed \
+        arrayMap(b -> b.1, beats) AS ts, \
+        arrayMap((t, next) -> if(next > t AND next - t <= ?, toUInt64(next - t), toUInt64(0)), \
+                 ts, arrayPushBack(arrayPopFront(ts), toUInt64(0))) AS gaps \
     FROM heartbeats \
     WHERE (toUInt16(intDiv(toInt64(toUInt32(time)) + utc_offset * 60, 86400)) AS local_date) \
           BETWEEN ? AND ? AND {users} \
     GROUP BY user_id, local_date \
 ) \
-ARRAY JOIN timed AS beat \
+ARRAY JOIN beats AS beat, gaps AS gap \
 GROUP BY user_id, local_date, language, project, editor, os, machine, category \
 HAVING millis > 0 \
 ORDER BY user_id, local_date, language, project, editor, os, machine, category";
