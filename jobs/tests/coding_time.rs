@@ -79,7 +79,9 @@ async fn coding_time_on_profiles_language_pages_and_json() {
     for i in 0..=60 {
         beats.push(beat(eve.user_id, start + i * 60, "Rust", "Vim", now));
     }
-    sql::heartbeats::insert(&db, 1, &beats).await.unwrap();
+    sql::heartbeats::insert(&db, rand::random(), &beats)
+        .await
+        .unwrap();
 
     let out = tempfile::tempdir().unwrap();
     let site = out.path().join("site");
@@ -130,7 +132,7 @@ async fn coding_time_on_profiles_language_pages_and_json() {
     let later = now + 5;
     sql::heartbeats::insert(
         &db,
-        2,
+        rand::random(),
         &[
             beat(ada.user_id, start + 7200, "Rust", "Vim", later),
             beat(ada.user_id, start + 7320, "Rust", "Vim", later),
