@@ -287,70 +287,24 @@ async fn refusals_are_clear() {
         &["no such user: nobody"],
     );
     user(&db, "someone").await;
-    fails(
-        codestats(
-            d,
-            &[
-                "--data-dir",
-                dir,
-                "import",
-                "tests/fixtures/missing.json",
-                "--user",
-                "someone",
-            ],
-        )
-        .await,
-        &["cannot read tests/fixtures/missing.json"],
-    );
-    fails(
-        codestats(
-            d,
-            &[
-                "--data-dir",
-                dir,
-                "import",
-                CODE_STATS,
-                "--user",
-                "someone",
-                "--format",
-                "wakatime",
-            ],
-        )
-        .await,
-        &["not a WakaTime or Wakapi export"],
-    );
-    fails(
-        codestats(
-            d,
-            &[
-                "--data-dir",
-                dir,
-                "import",
-                WAKATIME,
-                "--user",
-                "someone",
-                "--format",
-                "code-stats",
-            ],
-        )
-        .await,
-        &["not a Code::Stats CSV export"],
-    );
-    fails(
-        codestats(
-            d,
-            &[
-                "--data-dir",
-                dir,
-                "import",
-                WAKATIME,
-                "--user",
-                "someone",
-                "--format",
-                "xml",
-            ],
-        )
-        .await,
-        &["unknown format"],
-    );
+    for (file, format, expected) in [
+        (
+            "tests/fixtures/missing.json",
+            None,
+            "cannot read tests/fixtures/missing.json",
+        ),
+        (
+            CODE_STATS,
+            Some("wakatime"),
+            "not a WakaTime or Wakapi export",
+        ),
+        (WAKATIME, Some("code-stats"), "not a Code::Stats CSV export"),
+        (WAKATIME, Some("xml"), "unknown format"),
+    ] {
+        let mut args = vec!["--data-dir", dir, "import", file, "--user", "someone"];
+        if let Some(format) = format {
+            args.extend(["--format", format]);
+        }
+        fails(codestats(d, &args).await, &[expected]);
+    }
 }

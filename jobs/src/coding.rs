@@ -71,14 +71,17 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Replaces what is known of the users a run computed.
-    pub fn update<'a>(&mut self, computed: impl IntoIterator<Item = (u64, &'a CodingTime)>) {
+    /// Replaces what is known of the users a run computed (`None`: no
+    /// coding time).
+    pub fn update<'a>(
+        &mut self,
+        computed: impl IntoIterator<Item = (u64, Option<&'a CodingTime>)>,
+    ) {
         for (user_id, coding) in computed {
-            if coding.languages.is_empty() {
-                self.by_user.remove(&user_id);
-            } else {
-                self.by_user.insert(user_id, coding.languages.clone());
-            }
+            match coding.filter(|c| !c.languages.is_empty()) {
+                Some(c) => self.by_user.insert(user_id, c.languages.clone()),
+                None => self.by_user.remove(&user_id),
+            };
         }
     }
 
@@ -149,7 +152,7 @@ mod tests {
         assert!(users[&2].languages.is_empty());
 
         let mut totals = Totals::default();
-        totals.update(users.iter().map(|(id, c)| (*id, c)));
+        totals.update(users.iter().map(|(id, c)| (*id, Some(c))));
         assert_eq!(totals.per_language()["Rust"], 150);
         totals.retain(|id| id != 1);
         assert!(totals.per_language().is_empty());

@@ -17,14 +17,6 @@ use std::{
 /// a block formed just before it may land just after.
 pub const RECEIVED_OVERLAP_SECS: u32 = 10;
 
-/// A user without coding time.
-static EMPTY_CODING: ::builder::model::CodingTime = ::builder::model::CodingTime {
-    total_seconds: 0,
-    languages: Vec::new(),
-    editors: Vec::new(),
-    daily: Vec::new(),
-};
-
 /// The insertion watermark: every pulse whose `received_at` is below it is
 /// in ClickHouse already (or never will be). Ingest's shipper gives it.
 pub type Watermark = Arc<dyn Fn() -> u32 + Send + Sync>;
@@ -287,11 +279,9 @@ impl Rollups {
         if full {
             state.coding = coding::Totals::default();
         }
-        state.coding.update(
-            targets
-                .iter()
-                .map(|id| (*id, coding_of.get(id).unwrap_or(&EMPTY_CODING))),
-        );
+        state
+            .coding
+            .update(targets.iter().map(|id| (*id, coding_of.get(id))));
         state.coding.retain(|id| public_names.contains_key(&id));
         let language_seconds: HashMap<String, u64> = state
             .coding

@@ -33,6 +33,34 @@ pub struct XpRow {
     pub marker: u8,
 }
 
+/// A row written as part of a block: it carries the block's id and
+/// `received_at`.
+pub trait BlockRow {
+    fn set_block(&mut self, block_id: u64, received_at: u32);
+}
+
+impl BlockRow for PulseRow {
+    fn set_block(&mut self, block_id: u64, received_at: u32) {
+        self.batch_id = block_id;
+        self.received_at = received_at;
+    }
+}
+
+impl BlockRow for crate::heartbeats::HeartbeatRow {
+    fn set_block(&mut self, block_id: u64, received_at: u32) {
+        self.batch_id = block_id;
+        self.received_at = received_at;
+    }
+}
+
+/// `rows`, each stamped with the block's id and `received_at`.
+pub fn stamp<R: BlockRow>(mut rows: Vec<R>, block_id: u64, received_at: u32) -> Vec<R> {
+    for row in &mut rows {
+        row.set_block(block_id, received_at);
+    }
+    rows
+}
+
 /// The `query_id` of a block's pulses INSERT.
 pub fn pulses_query_id(block_id: u64) -> String {
     format!("codestats-pulses-{block_id:016x}")

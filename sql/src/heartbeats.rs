@@ -127,22 +127,6 @@ pub async fn landed(db: &Db, block_id: u64, users: &[u64]) -> Result<bool> {
     Ok(found > 0)
 }
 
-/// The ids of `user_id`'s stored heartbeats from `from` to `to` (Unix
-/// seconds, inclusive): what an import checks its chunk against.
-pub async fn ids_between(db: &Db, user_id: u64, from: u32, to: u32) -> Result<Vec<u64>> {
-    Ok(db
-        .client()
-        .query(
-            "SELECT heartbeat_id FROM heartbeats WHERE user_id = ? \
-             AND time >= toDateTime(?) AND time <= toDateTime(?)",
-        )
-        .bind(user_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all()
-        .await?)
-}
-
 /// Stored heartbeats of a user, each once.
 pub async fn count_of_user(db: &Db, user_id: u64) -> Result<u64> {
     Ok(db

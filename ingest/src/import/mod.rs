@@ -300,15 +300,12 @@ impl<'a> Writer<'a> {
         let (from, to) = span(rows.iter().map(|r| r.time));
         let stored =
             sql::import::stored_heartbeats(self.db, self.user.user_id, from, to, &ids).await?;
-        let mut rows = unstored(rows, stored, |r| r.heartbeat_id, report);
+        let rows = unstored(rows, stored, |r| r.heartbeat_id, report);
         if rows.is_empty() {
             return Ok(());
         }
         let block_id = chunk_id(rows.iter().map(|r| r.heartbeat_id));
-        for r in &mut rows {
-            r.batch_id = block_id;
-            r.received_at = self.received_at;
-        }
+        let rows = sql::blocks::stamp(rows, block_id, self.received_at);
         sql::heartbeats::insert(self.db, block_id, &rows).await?;
         report.imported += rows.len() as u64;
         Ok(())
@@ -333,15 +330,12 @@ impl<'a> Writer<'a> {
         let ids: Vec<u64> = rows.iter().map(|r| r.pulse_id).collect();
         let (from, to) = span(rows.iter().map(|r| r.coded_at));
         let stored = sql::import::stored_pulses(self.db, self.user.user_id, from, to, &ids).await?;
-        let mut rows = unstored(rows, stored, |r| r.pulse_id, report);
+        let rows = unstored(rows, stored, |r| r.pulse_id, report);
         if rows.is_empty() {
             return Ok(());
         }
         let block_id = chunk_id(rows.iter().map(|r| r.pulse_id));
-        for r in &mut rows {
-            r.batch_id = block_id;
-            r.received_at = self.received_at;
-        }
+        let rows = sql::blocks::stamp(rows, block_id, self.received_at);
         // Aggregates first, under the chunk's marker; then the pulses.
         if !sql::import::xp_marker_landed(self.db, block_id).await? {
             sql::blocks::insert_xp(self.db, block_id, self.received_at, &rows).await?;

@@ -1,7 +1,7 @@
 //! Shipping the spool of versions before the log (`crate::upgrade`), at
 //! start, before the log.
 
-use super::{Block, Stage, Stopped, Task, stamp};
+use super::{Block, Stage, Stopped, Task};
 use crate::upgrade;
 
 impl Task {
@@ -34,7 +34,7 @@ impl Task {
                 let block = Block {
                     id,
                     received_at: batch.received_at,
-                    rows: stamp(batch.pulses, id, batch.received_at),
+                    rows: sql::blocks::stamp(batch.pulses, id, batch.received_at),
                     languages: batch.languages,
                     heartbeats: Vec::new(),
                     from,

@@ -229,8 +229,12 @@ impl Task {
                         break Block {
                             id: intent.block_id,
                             received_at: intent.received_at,
-                            rows: stamp(read.rows, intent.block_id, intent.received_at),
-                            heartbeats: stamp_heartbeats(
+                            rows: sql::blocks::stamp(
+                                read.rows,
+                                intent.block_id,
+                                intent.received_at,
+                            ),
+                            heartbeats: sql::blocks::stamp(
                                 read.heartbeats,
                                 intent.block_id,
                                 intent.received_at,
@@ -276,8 +280,8 @@ impl Task {
                 id,
                 received_at,
                 full: to < until,
-                rows: stamp(read.rows, id, received_at),
-                heartbeats: stamp_heartbeats(read.heartbeats, id, received_at),
+                rows: sql::blocks::stamp(read.rows, id, received_at),
+                heartbeats: sql::blocks::stamp(read.heartbeats, id, received_at),
                 languages: read.languages,
                 from: self.state.shipped,
                 to,
@@ -448,22 +452,6 @@ fn pending_bytes(shipped: Position, durable: Position) -> u64 {
     } else {
         u64::MAX
     }
-}
-
-fn stamp(mut rows: Vec<PulseRow>, id: u64, received_at: u32) -> Vec<PulseRow> {
-    for row in &mut rows {
-        row.batch_id = id;
-        row.received_at = received_at;
-    }
-    rows
-}
-
-fn stamp_heartbeats(mut rows: Vec<HeartbeatRow>, id: u64, received_at: u32) -> Vec<HeartbeatRow> {
-    for row in &mut rows {
-        row.batch_id = id;
-        row.received_at = received_at;
-    }
-    rows
 }
 
 /// The rows of a run of records.
