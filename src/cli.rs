@@ -17,8 +17,18 @@ pub struct Cli {
     /// Log at debug level (RUST_LOG overrides).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Log lines as text for people, or one JSON object per line for log
+    /// shippers.
+    #[arg(long, global = true, env = "CODESTATS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -26,9 +36,14 @@ pub enum Command {
     /// Run the HTTP service (ingest, read API); starts a local ClickHouse
     /// unless CODESTATS_CLICKHOUSE_URL is set.
     Serve {
-        /// Address to listen on.
+        /// Address to listen on (ignored when systemd or another
+        /// supervisor passes a listening socket: LISTEN_FDS).
         #[arg(long, env = "CODESTATS_LISTEN", default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Address of `GET /metrics` (Prometheus), or `off`; never the
+        /// public address.
+        #[arg(long, env = "CODESTATS_METRICS_LISTEN", default_value = crate::exporter::DEFAULT_METRICS_LISTEN)]
+        metrics_listen: String,
     },
     /// Apply the schema migrations that are not applied yet.
     Migrate,

@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod exporter;
 mod lock;
 mod logging;
 mod output;
@@ -20,6 +21,7 @@ fn main() -> std::process::ExitCode {
     logging::init(
         cli.verbose,
         matches!(cli.command, cli::Command::Serve { .. }),
+        cli.log_format,
     );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -47,6 +47,20 @@ impl AppError {
         AppError::Internal(e.to_string())
     }
 
+    /// The metrics' label for this refusal (`codestats_*_rejected_total`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "invalid",
+            AppError::Unauthenticated | AppError::InvalidApiKey => "unauthenticated",
+            AppError::NotFound(_) => "not_found",
+            AppError::PayloadTooLarge { .. } => "too_large",
+            AppError::RequestTimeout => "timeout",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable { .. } => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,

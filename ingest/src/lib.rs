@@ -11,6 +11,7 @@ pub mod languages;
 pub mod limits;
 pub mod live;
 pub mod log;
+pub mod metrics;
 pub mod pulse;
 pub mod rate;
 pub mod server;
@@ -217,7 +218,7 @@ impl App {
         tasks.push(tokio::spawn(
             live.clone().run(events.subscribe(), stop.clone()),
         ));
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             db,
             tokens,
             languages,
@@ -235,7 +236,13 @@ impl App {
             keystroke_timeout: config.keystroke_timeout,
             stop,
             tasks: std::sync::Mutex::new(tasks),
-        }))
+        });
+        let sampler = tokio::spawn(metrics::sample_log(Arc::downgrade(&app), app.stop.clone()));
+        app.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sampler);
+        Ok(app)
     }
 
     /// Returns once ClickHouse holds every pulse acknowledged before the
@@ -291,6 +298,7 @@ async fn refresh_loop(
             () = stop.cancelled() => return,
         }
         if let Err(e) = tokens.refresh(&db).await {
+            metrics::clickhouse_error("refresh");
             tracing::warn!(error = %e, "cannot refresh tokens; keeping the last set");
         }
         match visibility.refresh(&db).await {
@@ -300,6 +308,7 @@ async fn refresh_loop(
                 }
             }
             Err(e) => {
+                metrics::clickhouse_error("refresh");
                 tracing::warn!(error = %e, "cannot refresh public users; keeping the last set")
             }
         }

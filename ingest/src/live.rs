@@ -406,7 +406,7 @@ impl Live {
             }
             .into_response();
         }
-        let Some(open) = OpenStream::reserve(self.clone()) else {
+        let Some(open) = OpenStream::reserve(self.clone(), target) else {
             return AppError::Unavailable {
                 message: "too many live streams, try again later",
                 retry_after_secs: 30,
@@ -462,17 +462,25 @@ impl Live {
 /// Counts an open stream while it lives.
 struct OpenStream {
     live: Arc<Live>,
+    _counted: crate::metrics::LiveSubscriber,
 }
 
 impl OpenStream {
     /// Counts a stream, unless [`Live`]'s cap is reached.
-    fn reserve(live: Arc<Live>) -> Option<Self> {
+    fn reserve(live: Arc<Live>, target: Target) -> Option<Self> {
         let before = live.stats.open.fetch_add(1, Ordering::AcqRel);
         if before >= live.max_streams {
             live.stats.open.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Self { live })
+        let stream = match target {
+            Target::Front => "front",
+            Target::Profile(_) => "profile",
+        };
+        Some(Self {
+            live,
+            _counted: crate::metrics::LiveSubscriber::open(stream),
+        })
     }
 }
 

@@ -62,6 +62,12 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connections may take to finish their requests once the server
 /// stops (the default of `serve`'s grace period); then they are closed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Once the server stops, how long a keep-alive connection with no request
+/// under way is kept for the request its client may be sending already
+/// (answered with `Connection: close`). Closing it at once would fail a
+/// request that crosses the close on the wire; past this, one that does
+/// still can.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// How often a connection's watchdog looks at it.
 pub const WATCHDOG_TICK: Duration = Duration::from_millis(500);
 /// File descriptors kept free for everything but client connections:
@@ -83,6 +89,7 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     pub write_stall_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub drain_idle: Duration,
 }
 
 impl Default for ServerLimits {
@@ -93,6 +100,7 @@ impl Default for ServerLimits {
             idle_timeout: IDLE_TIMEOUT,
             write_stall_timeout: WRITE_STALL_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            drain_idle: DRAIN_IDLE,
         }
     }
 }
@@ -156,6 +164,7 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             stats.refused.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(crate::metrics::REFUSED_CONNECTIONS).increment(1);
             // Never waits: whatever the socket takes now, then close.
             let _ = stream.try_write(over_cap_response().as_bytes());
             drop(stream);
@@ -169,11 +178,13 @@ pub async fn serve(
         let kill = kill.clone();
         connections.spawn(async move {
             stats.open.fetch_add(1, Ordering::Relaxed);
+            metrics::gauge!(crate::metrics::OPEN_CONNECTIONS).increment(1.0);
             tokio::select! {
                 () = connection(stream, peer, router, &limits, &stats, stop) => {}
                 () = kill.cancelled() => {}
             }
             stats.open.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!(crate::metrics::OPEN_CONNECTIONS).decrement(1.0);
             drop(slot);
         });
     }
@@ -210,6 +221,8 @@ struct Phase {
     epoch: Instant,
     phase: AtomicU8,
     since_ms: AtomicU64,
+    /// Woken when a request starts (the phase leaves idle).
+    started: tokio::sync::Notify,
     /// 1 + when a write was first refused by a full socket, or 0 while
     /// writes go through.
     write_blocked_ms: AtomicU64,
@@ -221,6 +234,7 @@ impl Phase {
             epoch: Instant::now(),
             phase: AtomicU8::new(IDLE),
             since_ms: AtomicU64::new(0),
+            started: tokio::sync::Notify::new(),
             write_blocked_ms: AtomicU64::new(0),
         }
     }
@@ -232,6 +246,9 @@ impl Phase {
     fn set(&self, phase: u8) {
         self.since_ms.store(self.now_ms(), Ordering::Relaxed);
         self.phase.store(phase, Ordering::Release);
+        if phase == HEAD {
+            self.started.notify_one();
+        }
     }
 
     /// Notes a write refused by a full socket, or one that went through
@@ -311,7 +328,10 @@ async fn connection(
     tokio::pin!(conn);
     let mut tick = tokio::time::interval(WATCHDOG_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = false;
+    // Set once the server stops: until then an idle connection waits for
+    // its next request, which then ends it.
+    let mut idle_until: Option<tokio::time::Instant> = None;
+    let mut shut = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -320,8 +340,22 @@ async fn connection(
                 }
                 return;
             }
-            () = stop.cancelled(), if !stopping => {
-                stopping = true;
+            () = stop.cancelled(), if idle_until.is_none() => {
+                idle_until = Some(tokio::time::Instant::now() + limits.drain_idle);
+                if phase.get().0 != IDLE {
+                    shut = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = phase.started.notified(), if idle_until.is_some() && !shut => {
+                if phase.get().0 != IDLE {
+                    // The request under way is answered, then the connection closes.
+                    shut = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = tokio::time::sleep_until(idle_until.unwrap_or_else(tokio::time::Instant::now)), if idle_until.is_some() && !shut => {
+                shut = true;
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
@@ -339,6 +373,7 @@ async fn connection(
                     // An idle keep-alive ending is normal; the others are not.
                     if now != IDLE || stalled.is_some() {
                         stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(crate::metrics::TIMED_OUT_CONNECTIONS).increment(1);
                         tracing::debug!(phase = now, "closing a stalled connection");
                     }
                     // Dropping the connection closes the socket.

@@ -27,6 +27,7 @@ fn limits(max_connections: usize) -> ServerLimits {
         idle_timeout: IDLE,
         write_stall_timeout: STALL,
         shutdown_grace: GRACE,
+        drain_idle: ingest::server::DRAIN_IDLE,
     }
 }
 

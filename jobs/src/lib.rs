@@ -7,6 +7,7 @@ pub mod compute;
 pub mod rollup;
 pub mod schedule;
 pub mod seed;
+pub mod status;
 pub mod streaks;
 
 pub use rollup::{Rollups, RunReport, Scope};

@@ -73,6 +73,8 @@ pub struct Rollups {
     watermark: Option<Watermark>,
     /// Gaps between heartbeats up to this are coding time.
     keystroke_timeout: Duration,
+    /// Where the last successful runs are noted (`status::STATUS_FILE`).
+    status_file: Option<std::path::PathBuf>,
 }
 
 struct Timer {
@@ -102,7 +104,14 @@ impl Rollups {
             dirty: Mutex::new(HashSet::new()),
             watermark: None,
             keystroke_timeout: sql::coding::DEFAULT_KEYSTROKE_TIMEOUT,
+            status_file: None,
         }
+    }
+
+    /// Notes every successful run in `path` (see [`crate::status`]).
+    pub fn with_status_file(mut self, path: std::path::PathBuf) -> Self {
+        self.status_file = Some(path);
+        self
     }
 
     /// Coding time counts gaps between heartbeats up to `timeout`
@@ -146,13 +155,28 @@ impl Rollups {
     /// Runs unless a run is in progress (then `None`).
     pub async fn try_run(&self, scope: Scope) -> Option<anyhow::Result<RunReport>> {
         let mut state = self.state.try_lock().ok()?;
-        Some(self.run_locked(&mut state, scope).await)
+        Some(self.run_reported(&mut state, scope).await)
     }
 
     /// Runs, after the run in progress if any.
     pub async fn run(&self, scope: Scope) -> anyhow::Result<RunReport> {
         let mut state = self.state.lock().await;
-        self.run_locked(&mut state, scope).await
+        self.run_reported(&mut state, scope).await
+    }
+
+    /// One run, reported to the metrics and the status file.
+    async fn run_reported(&self, state: &mut State, scope: Scope) -> anyhow::Result<RunReport> {
+        let asked_full = matches!(scope, Scope::Full);
+        let started = Instant::now();
+        let result = self.run_locked(state, scope).await;
+        let full = result.as_ref().map_or(asked_full, |r| r.full);
+        crate::status::record(
+            self.status_file.as_ref(),
+            full,
+            started.elapsed(),
+            result.is_ok(),
+        );
+        result
     }
 
     #[tracing::instrument(name = "rollup", skip_all, fields(scope = ?scope))]
@@ -329,6 +353,7 @@ impl Rollups {
             .iter()
             .filter(|n| !site.profiles.iter().any(|p| &p.username == *n))
             .count();
+        let rendering = Instant::now();
         let build = tokio::task::spawn_blocking(move || {
             if full {
                 builder.build(&site)
@@ -338,6 +363,8 @@ impl Rollups {
         })
         .await?
         .context("cannot build the site")?;
+        metrics::histogram!(crate::status::BUILD_DURATION, "kind" => if full { "full" } else { "users" })
+            .record(rendering.elapsed().as_secs_f64());
         timer.step("render site");
 
         state.last_started = Some(started as u32);

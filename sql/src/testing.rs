@@ -118,6 +118,8 @@ pub async fn binary_env(database: &str) -> Vec<(&'static str, String)> {
             "CODESTATS_ANALYST_PASSWORD",
             server.analyst.password.expose().to_owned(),
         ),
+        // Tests run many servers at once: metrics on any free port.
+        ("CODESTATS_METRICS_LISTEN", "127.0.0.1:0".to_owned()),
     ]
 }
 

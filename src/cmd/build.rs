@@ -16,7 +16,8 @@ pub fn rollups(config: &Config, store: &Store) -> anyhow::Result<Rollups> {
         builder = builder.with_theme_dir(theme)?;
     }
     Ok(Rollups::new(store.db.clone(), builder)
-        .with_keystroke_timeout(config.ingest.keystroke_timeout))
+        .with_keystroke_timeout(config.ingest.keystroke_timeout)
+        .with_status_file(config.data_dir.join(jobs::status::STATUS_FILE)))
 }
 
 pub async fn build(

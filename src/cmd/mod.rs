@@ -18,7 +18,10 @@ use crate::{
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::new(cli.data_dir);
     match cli.command {
-        Command::Serve { listen } => serve::run(&config, listen).await,
+        Command::Serve {
+            listen,
+            metrics_listen,
+        } => serve::run(&config, listen, &metrics_listen).await,
         Command::Clickhouse(cmd) => clickhouse::run(&config, cmd).await,
         Command::Migrate => {
             with_store(&config, async |store| {

@@ -7,15 +7,45 @@ use jobs::{Rollups, Scope};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio_cron_scheduler::JobScheduler;
 
-pub async fn run(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(config: &Config, listen: SocketAddr, metrics_listen: &str) -> anyhow::Result<()> {
+    // Checked before anything starts: a wrong address is a config error.
+    let metrics_listen = crate::exporter::parse_listen(metrics_listen, listen)?;
     let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
+    // Installed before ingest starts, so nothing it counts is lost.
+    let metrics = crate::exporter::install()?;
     let store = Store::open_migrated(config).await?;
-    let result = serve(config, &store, listen).await;
+    let result = serve(config, &store, listen, metrics_listen.map(|a| (a, metrics))).await;
     store.close().await;
     result
 }
 
-async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Result<()> {
+/// The public listener: the first socket a supervisor passed
+/// (`LISTEN_FDS`, systemd socket activation), which lives on across
+/// restarts, or a socket bound to `listen`.
+async fn listener(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let mut passed = listenfd::ListenFd::from_env();
+    if let Some(socket) = passed
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS: the first passed socket is not a TCP listener")?
+    {
+        socket
+            .set_nonblocking(true)
+            .context("cannot use the passed socket")?;
+        let socket = tokio::net::TcpListener::from_std(socket)?;
+        tracing::info!(listen = %socket.local_addr()?, "listening on the socket passed by the supervisor");
+        return Ok(socket);
+    }
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+async fn serve(
+    config: &Config,
+    store: &Store,
+    listen: SocketAddr,
+    metrics: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
+) -> anyhow::Result<()> {
     let version = store
         .db
         .version()
@@ -42,9 +72,15 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     let app = ingest::App::start(store.db.clone(), &ingest_config)
         .await
         .context("cannot start ingest")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = listener(listen).await?;
+    let listen = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let metrics_server = match metrics {
+        Some((addr, handle)) => {
+            Some(crate::exporter::serve(addr, handle, stop.child_token()).await?)
+        }
+        None => None,
+    };
     let mut config = config.clone();
     if std::env::var_os("CODESTATS_PUBLIC_URL").is_none() {
         config.public_url = format!("http://{listen}");
@@ -72,9 +108,12 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     let site = super::build::site_dir(config);
     let router = web::router(web.clone())
         .merge(ingest::router(app.clone()))
-        .fallback_service(builder::serve::router(site));
+        .route_layer(axum::middleware::from_fn(ingest::metrics::track_route))
+        .fallback_service(
+            builder::serve::router(site)
+                .layer(axum::middleware::from_fn(ingest::metrics::track_site)),
+        );
     tracing::info!(%listen, "serving");
-    let stop = tokio_util::sync::CancellationToken::new();
     tracing::info!(
         max_connections = limits.max_connections,
         max_live_streams = ingest_config.max_live_streams,
@@ -102,6 +141,9 @@ async fn serve(config: &Config, store: &Store, listen: SocketAddr) -> anyhow::Re
     // Returns once every connection is closed: finished within the grace
     // period, or closed at its end.
     server.await;
+    if let Some(metrics) = metrics_server {
+        metrics.abort();
+    }
     housekeeping.abort();
     web.shutdown().await;
     rollup_tasks.stop().await;

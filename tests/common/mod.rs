@@ -113,6 +113,16 @@ impl Drop for Serve {
 
 impl Serve {
     pub async fn start(database: &str, data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(database, data, env, Stdio::null()).await
+    }
+
+    /// As [`Serve::start`], with the server's log lines sent to `stderr`.
+    pub async fn start_with_stderr(
+        database: &str,
+        data: &Path,
+        env: &[(&str, &str)],
+        stderr: impl Into<Stdio>,
+    ) -> Self {
         let port = sql::testing::free_port();
         let child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -120,7 +130,7 @@ impl Serve {
             .env("CODESTATS_DATA_DIR", data)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start codestats serve");
         Self {

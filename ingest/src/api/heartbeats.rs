@@ -61,7 +61,7 @@ pub async fn single(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    accept(app, query, headers, body, false).await
+    counted(accept(app, query, headers, body, false).await)
 }
 
 pub async fn bulk(
@@ -70,7 +70,15 @@ pub async fn bulk(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    accept(app, query, headers, body, true).await
+    counted(accept(app, query, headers, body, true).await)
+}
+
+/// Counts a request refused whole (its items were counted otherwise).
+fn counted(outcome: Result<Response, AppError>) -> Result<Response, AppError> {
+    if let Err(e) = &outcome {
+        crate::metrics::heartbeats(0, &[(e.reason(), 1)]);
+    }
+    outcome
 }
 
 async fn accept(
@@ -119,13 +127,19 @@ async fn accept(
     let mut answers: Vec<(Value, StatusCode)> = Vec::with_capacity(items.len());
     let mut rows: Vec<HeartbeatRow> = Vec::new();
     let mut languages = Vec::new();
+    let (mut kept, mut invalid, mut too_old) = (0, 0, 0);
     for item in items {
         match heartbeat::check(item, now_ms) {
             Verdict::Invalid(message) => {
+                invalid += 1;
                 answers.push((json!({ "error": message }), StatusCode::BAD_REQUEST))
             }
-            Verdict::TooOld => answers.push((json!({ "data": null }), StatusCode::CREATED)),
+            Verdict::TooOld => {
+                too_old += 1;
+                answers.push((json!({ "data": null }), StatusCode::CREATED))
+            }
             Verdict::Keep(checked) => {
+                kept += 1;
                 let (language, new) = app.languages.canonical(&checked.language, now).await;
                 languages.extend(new);
                 let row = row_of(
@@ -159,6 +173,7 @@ async fn accept(
         app.log.append(record.encode()).await?;
         app.recent_heartbeats.remember(ids);
     }
+    crate::metrics::heartbeats(kept, &[("invalid", invalid), ("too_old", too_old)]);
 
     if bulk {
         let responses: Vec<Value> = answers

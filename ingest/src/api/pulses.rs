@@ -25,6 +25,16 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
+    let outcome = accept(app, headers, body).await;
+    crate::metrics::pulse_outcome(&outcome);
+    outcome
+}
+
+async fn accept(
+    app: AppState,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     // A declared length over the limit is refused before a byte of the body
     // is read (and before the token is looked at: nothing is spent on it).
     if declared_length(&headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {

@@ -155,12 +155,15 @@ fn write_group(active: &mut Active, group: Vec<Append>, shared: &Shared, buf: &m
         segment::frame(&a.payload, buf);
         ends.push(active.len + buf.len() as u64);
     }
+    let started = std::time::Instant::now();
     match active
         .file
         .write_all(buf)
         .and_then(|()| active.file.sync_data())
     {
         Ok(()) => {
+            metrics::histogram!(crate::metrics::LOG_FSYNC).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(crate::metrics::LOG_COMMIT_RECORDS).record(accepted.len() as f64);
             active.len += buf.len() as u64;
             shared
                 .disk_bytes

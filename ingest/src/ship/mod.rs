@@ -370,6 +370,7 @@ impl Task {
     /// Writes the INSERTs of `block` (`fresh`: none of them ever started),
     /// then moves the shipped position past it.
     async fn write(&mut self, block: &Block, fresh: bool) -> Result<(), Stopped> {
+        let started = Instant::now();
         if block.rows.is_empty() && block.heartbeats.is_empty() {
             // Only first spellings (or nothing): duplicates are harmless.
             self.settle(block, Stage::Pulses, true).await?;
@@ -390,11 +391,13 @@ impl Task {
         self.save().await?;
         self.handle.watermark.end();
         self.shipped.send_replace(block.to);
+        let rows = (block.rows.len() + block.heartbeats.len()) as u64;
         self.handle.stats.blocks.fetch_add(1, Ordering::Relaxed);
-        self.handle.stats.rows.fetch_add(
-            (block.rows.len() + block.heartbeats.len()) as u64,
-            Ordering::Relaxed,
-        );
+        self.handle.stats.rows.fetch_add(rows, Ordering::Relaxed);
+        metrics::histogram!(crate::metrics::SHIP_BLOCK_ROWS).record(rows as f64);
+        metrics::histogram!(crate::metrics::SHIP_BLOCK_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(crate::metrics::SHIP_ROWS).increment(rows);
         if let Err(e) = self.log.release(block.to) {
             tracing::warn!(error = %e, "ingest log: cannot delete shipped segments");
         }

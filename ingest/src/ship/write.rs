@@ -32,7 +32,7 @@ impl Task {
                         "ingest log: insert failed; checking what landed"
                     ),
                 }
-                self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.count_failure();
             }
             // In doubt: end the INSERT, then look.
             let check = async {
@@ -50,11 +50,11 @@ impl Task {
                 Ok(Ok(false)) => absent = true,
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, block_id = block.id, "ingest log: cannot check a block yet");
-                    self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.count_failure();
                     absent = false;
                 }
                 Err(_) => {
-                    self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.count_failure();
                     absent = false;
                 }
             }
@@ -192,6 +192,12 @@ impl Task {
         .await
     }
 
+    /// Counts a failed or unanswered ClickHouse request of the shipper.
+    fn count_failure(&self) {
+        self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::clickhouse_error("ship");
+    }
+
     /// Runs `op` until ClickHouse answers it, pausing between attempts;
     /// each failure counts in the shipper's failures.
     pub(super) async fn until_answered<T, F, Fut>(
@@ -209,7 +215,7 @@ impl Task {
                 Ok(value) => return Ok(value),
                 Err(e) => {
                     tracing::warn!(error = %e, what, "ingest log: clickhouse did not answer; retrying");
-                    self.handle.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.count_failure();
                 }
             }
             self.pause(&mut pause).await?;
