@@ -91,6 +91,10 @@ pub enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Check the installation (config, ClickHouse, schema, disk, secret
+    /// files, the ingest log, the rollups) and say what to fix; fails when
+    /// something is wrong.
+    Doctor,
     /// Measure: `bench rollups` times seeding, a full rollup and an incremental one.
     #[command(subcommand)]
     Bench(BenchCommand),

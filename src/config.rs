@@ -124,3 +124,48 @@ fn env_u64(name: &str) -> Option<u64> {
         }
     }
 }
+
+/// The numeric settings, each a whole number.
+const NUMERIC_VARS: &[&str] = &[
+    "CODESTATS_RATE_PER_MINUTE",
+    "CODESTATS_RATE_BURST",
+    "CODESTATS_LOG_MAX_BYTES",
+    "CODESTATS_KEYSTROKE_TIMEOUT_SECS",
+    "CODESTATS_ROLLUP_INTERVAL_SECS",
+];
+
+/// What is wrong with the environment's settings (`codestats doctor`);
+/// empty when nothing is. `Config::new` falls back to defaults instead.
+pub fn invalid_values(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for name in NUMERIC_VARS {
+        if let Ok(value) = std::env::var(name)
+            && value.trim().parse::<u32>().is_err()
+            && !(*name == "CODESTATS_LOG_MAX_BYTES" && value.trim().parse::<u64>().is_ok())
+        {
+            problems.push(format!("{name}={value:?} is not a whole number"));
+        }
+    }
+    if let Err(e) = &config.web {
+        problems.push(e.clone());
+    }
+    for name in ["CODESTATS_PUBLIC_URL", "CODESTATS_CLICKHOUSE_URL"] {
+        if let Ok(url) = std::env::var(name)
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!("{name}={url:?} is not an http:// or https:// URL"));
+        }
+    }
+    let listen = std::env::var("CODESTATS_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(listen) => {
+            let metrics = std::env::var("CODESTATS_METRICS_LISTEN")
+                .unwrap_or_else(|_| crate::exporter::DEFAULT_METRICS_LISTEN.to_owned());
+            if let Err(e) = crate::exporter::parse_listen(&metrics, listen) {
+                problems.push(format!("{e:#}"));
+            }
+        }
+        Err(_) => problems.push(format!("CODESTATS_LISTEN={listen:?} is not an address")),
+    }
+    problems
+}

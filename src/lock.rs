@@ -17,6 +17,14 @@ pub struct ServeLock {
     _file: File,
 }
 
+/// Whether a `serve` holds the lock on `data_dir` now.
+pub fn held(data_dir: &Path) -> bool {
+    match fs::File::open(data_dir.join(SERVE_LOCK_FILE)) {
+        Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 impl ServeLock {
     /// Takes the lock, or fails at once if another `serve` holds it.
     pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {

@@ -171,7 +171,6 @@ impl App {
                 source,
             })
         };
-        std::fs::create_dir_all(&config.log_dir).map_err(log_error)?;
         let mut state = ship::state::State::load(&config.log_dir).map_err(log_error)?;
         let log = log::Log::open(
             &config.log_dir,

@@ -4,6 +4,7 @@ mod accounts;
 mod bench;
 mod build;
 mod clickhouse;
+mod doctor;
 mod import;
 mod serve;
 pub(crate) mod sql;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             with_store(&config, async |store| accounts::machines(store, cmd).await).await
         }
         Command::Sql(args) => sql::run(&config, args).await,
+        Command::Doctor => doctor::run(&config).await,
         Command::Build { full, users } => {
             with_store(&config, async |store| {
                 build::build(&config, store, full, users).await

@@ -112,7 +112,7 @@ impl Log {
             dir: dir.to_owned(),
             source,
         };
-        fs::create_dir_all(dir).map_err(fail)?;
+        create_private_dir(dir).map_err(fail)?;
         let (active, end, disk_bytes) = recover(dir, shipped).map_err(fail)?;
         let segment_bytes = SEGMENT_BYTES.min(max_bytes / 4).max(64 * 1024);
         let shared = Arc::new(Shared {
@@ -219,6 +219,18 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// The log holds every user's pulses, private ones too: its directory is
+/// made for the owner only (`codestats doctor` checks an existing one).
+pub const LOG_DIR_MODE: u32 = 0o700;
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(LOG_DIR_MODE)
+        .create(dir)
 }
 
 /// Readies the log directory: the active segment (the last one, or a new
