@@ -23,6 +23,12 @@ fn main() -> std::process::ExitCode {
         matches!(cli.command, cli::Command::Serve { .. }),
         cli.log_format,
     );
+    if matches!(cli.command, cli::Command::Serve { .. })
+        && let Err(e) = cmd::take_passed_socket()
+    {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

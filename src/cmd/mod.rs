@@ -1,12 +1,14 @@
 //! One module per command.
 
 mod accounts;
+mod backup;
 mod bench;
 mod build;
 mod clickhouse;
 mod doctor;
 mod import;
 mod serve;
+pub use serve::take_passed_socket;
 pub(crate) mod sql;
 
 use crate::{
@@ -48,6 +50,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sql(args) => sql::run(&config, args).await,
         Command::Doctor => doctor::run(&config).await,
+        Command::Backup { dir, keep } => {
+            with_store(&config, async |store| {
+                backup::backup(&config, store, &dir, keep).await
+            })
+            .await
+        }
+        Command::Restore { dump, no_build } => {
+            with_store(&config, async |store| {
+                backup::restore(&config, store, &dump, no_build).await
+            })
+            .await
+        }
         Command::Build { full, users } => {
             with_store(&config, async |store| {
                 build::build(&config, store, full, users).await

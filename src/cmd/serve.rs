@@ -7,27 +7,48 @@ use jobs::{Rollups, Scope};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio_cron_scheduler::JobScheduler;
 
+/// The listening socket a supervisor passed, taken by [`take_passed_socket`].
+static PASSED: std::sync::Mutex<Option<std::net::TcpListener>> = std::sync::Mutex::new(None);
+
+/// Takes the first socket a supervisor passed (`LISTEN_FDS`, `LISTEN_PID`:
+/// systemd socket activation), if any. Call before any other thread starts:
+/// it clears those variables and marks the socket close-on-exec, so neither
+/// reaches a child such as the embedded ClickHouse.
+pub fn take_passed_socket() -> anyhow::Result<()> {
+    let socket = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS: the first passed socket is not a TCP listener")?;
+    *PASSED.lock().unwrap_or_else(|e| e.into_inner()) = socket;
+    Ok(())
+}
+
 pub async fn run(config: &Config, listen: SocketAddr, metrics_listen: &str) -> anyhow::Result<()> {
+    let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
+    // Before the store: connections that come while it opens wait in the
+    // backlog.
+    let listener = listener(listen).await?;
+    let listen = listener.local_addr()?;
     // Checked before anything starts: a wrong address is a config error.
     let metrics_listen = crate::exporter::parse_listen(metrics_listen, listen)?;
-    let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
     // Installed before ingest starts, so nothing it counts is lost.
     let metrics = crate::exporter::install()?;
     let store = Store::open_migrated(config).await?;
-    let result = serve(config, &store, listen, metrics_listen.map(|a| (a, metrics))).await;
+    let result = serve(
+        config,
+        &store,
+        listener,
+        metrics_listen.map(|a| (a, metrics)),
+    )
+    .await;
     store.close().await;
     result
 }
 
-/// The public listener: the first socket a supervisor passed
-/// (`LISTEN_FDS`, systemd socket activation), which lives on across
-/// restarts, or a socket bound to `listen`.
+/// The public listener: the socket the supervisor passed, which lives on
+/// across restarts, or a socket bound to `listen`.
 async fn listener(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    let mut passed = listenfd::ListenFd::from_env();
-    if let Some(socket) = passed
-        .take_tcp_listener(0)
-        .context("LISTEN_FDS: the first passed socket is not a TCP listener")?
-    {
+    let passed = PASSED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(socket) = passed {
         socket
             .set_nonblocking(true)
             .context("cannot use the passed socket")?;
@@ -43,7 +64,7 @@ async fn listener(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener>
 async fn serve(
     config: &Config,
     store: &Store,
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
 ) -> anyhow::Result<()> {
     let version = store
@@ -72,7 +93,6 @@ async fn serve(
     let app = ingest::App::start(store.db.clone(), &ingest_config)
         .await
         .context("cannot start ingest")?;
-    let listener = listener(listen).await?;
     let listen = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let metrics_server = match metrics {
