@@ -24,6 +24,12 @@
 //! sends as fast as it is answered), so the limiter is on the path but never
 //! refuses. Server, load generator and ClickHouse share the machine's cores.
 //!
+//! Last, the cost of metrics at `METRICS_CONNECTIONS` connections: the
+//! router as measured above, then — with the Prometheus recorder `serve`
+//! installs and its per-route middleware — the same load again, back to back
+//! (`BENCH_METRICS=0` skips it; the recorder cannot be uninstalled, so it
+//! comes after everything else).
+//!
 //! Exits non-zero when the stored rows are not exactly 3 × the pulses
 //! acknowledged with 201, or the server counted other than the clients.
 
@@ -268,6 +274,11 @@ async fn run(settings: &Settings) -> Result<(), String> {
         check_stored(&db, &app, acked_total).await?;
     }
 
+    if std::env::var("BENCH_METRICS").as_deref() != Ok("0") {
+        acked_total += metrics_cost(&app, server.addr, &tokens, &body, settings).await?;
+        check_stored(&db, &app, acked_total).await?;
+    }
+
     let stats = &app.shipper.stats;
     let (blocks, rows) = (
         stats.blocks.load(Ordering::Relaxed),
@@ -284,6 +295,61 @@ async fn run(settings: &Settings) -> Result<(), String> {
     app.shutdown().await;
     drop((server, floor, data));
     Ok(())
+}
+
+/// Connections of the metrics comparison.
+const METRICS_CONNECTIONS: usize = 256;
+
+/// Pulses per second without and then with the metrics `serve` records;
+/// the pulses acknowledged.
+async fn metrics_cost(
+    app: &AppState,
+    plain: SocketAddr,
+    tokens: &[String],
+    body: &Bytes,
+    settings: &Settings,
+) -> Result<u64, String> {
+    let without = drive(
+        plain,
+        tokens,
+        body,
+        METRICS_CONNECTIONS,
+        settings.warmup,
+        settings.measured,
+    )
+    .await?;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    let measured = RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        ingest::router(app.clone())
+            .route_layer(axum::middleware::from_fn(ingest::metrics::track_route)),
+        ingest::server::ServerLimits::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let with = drive(
+        measured.addr,
+        tokens,
+        body,
+        METRICS_CONNECTIONS,
+        settings.warmup,
+        settings.measured,
+    )
+    .await?;
+    let (a, b) = (
+        without.per_sec(settings.measured),
+        with.per_sec(settings.measured),
+    );
+    let (al, bl) = (without.latencies(), with.latencies());
+    println!(
+        "  metrics at {METRICS_CONNECTIONS} connections: {a:.0} pulses/s (p99 {} ms) without, {b:.0} pulses/s (p99 {} ms) with the recorder and route metrics: {:.0}%",
+        ms(percentile(&al, 0.99)),
+        ms(percentile(&bl, 0.99)),
+        100.0 * b / a.max(1.0),
+    );
+    Ok(without.acked + with.acked)
 }
 
 /// The HTTP floor: reads and parses the body as ingest does (the same
