@@ -30,16 +30,14 @@ pub async fn run(config: &Config, listen: SocketAddr, metrics_listen: &str) -> a
     let listen = listener.local_addr()?;
     // Checked before anything starts: a wrong address is a config error.
     let metrics_listen = crate::exporter::parse_listen(metrics_listen, listen)?;
-    // Installed before ingest starts, so nothing it counts is lost.
-    let metrics = crate::exporter::install()?;
+    // Installed before ingest starts, so nothing it counts is lost; with
+    // metrics off none is, and every `metrics` call is a no-op.
+    let metrics = match metrics_listen {
+        Some(addr) => Some((addr, crate::exporter::install()?)),
+        None => None,
+    };
     let store = Store::open_migrated(config).await?;
-    let result = serve(
-        config,
-        &store,
-        listener,
-        metrics_listen.map(|a| (a, metrics)),
-    )
-    .await;
+    let result = serve(config, &store, listener, metrics).await;
     store.close().await;
     result
 }
