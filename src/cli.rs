@@ -95,6 +95,25 @@ pub enum Command {
     /// files, the ingest log, the rollups) and say what to fix; fails when
     /// something is wrong.
     Doctor,
+    /// Dump every table into DIR/codestats-YYYYMMDDTHHMMSSZ/ (gzip'd Native
+    /// files and a manifest with row counts and SHA-256s); prints its path.
+    Backup {
+        /// Where dumps are kept (created if missing).
+        dir: PathBuf,
+        /// Then keep only the newest N dumps in DIR (this one included) and
+        /// remove unfinished ones.
+        #[arg(long, value_name = "N", value_parser = parse_keep)]
+        keep: Option<usize>,
+    },
+    /// Restore a dump made by `codestats backup` into an empty store, then
+    /// build the site.
+    Restore {
+        /// The dump's directory (DIR/codestats-YYYYMMDDTHHMMSSZ).
+        dump: PathBuf,
+        /// Do not build the site afterwards.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Measure: `bench rollups` times seeding, a full rollup and an incremental one.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -199,4 +218,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         dirty: usize,
     },
+}
+
+/// `--keep N`: at least 1 (the dump just made).
+fn parse_keep(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of dumps (1 or more)")),
+    }
 }

@@ -18,6 +18,12 @@ pub enum Error {
     LocalServer(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A file or directory (of a dump) could not be read or written.
+    #[error("{}: {error}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl From<clickhouse::error::Error> for Error {
@@ -27,6 +33,14 @@ impl From<clickhouse::error::Error> for Error {
 }
 
 impl Error {
+    /// An I/O error on `path`.
+    pub fn file(path: &std::path::Path, error: std::io::Error) -> Self {
+        Error::File {
+            path: path.to_owned(),
+            error,
+        }
+    }
+
     /// True when ClickHouse could not be reached or did not answer in time:
     /// the request may succeed if tried again later.
     pub fn is_transient(&self) -> bool {

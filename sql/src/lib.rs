@@ -6,6 +6,7 @@
 
 pub mod account_tokens;
 pub mod accounts;
+pub mod backup;
 pub mod blocks;
 pub mod claims;
 pub mod coding;

@@ -37,6 +37,17 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
+/// For another process (`codestats backup`): the time before which every
+/// block of the log in `dir` is settled as its `shipper.json` tells — the
+/// `received_at` of the block in flight, else `now`. No `shipper.json`:
+/// `now`.
+pub fn settled_before(dir: &Path, now: u32) -> io::Result<u32> {
+    Ok(match State::load(dir)?.intent {
+        Some(intent) => intent.received_at.min(now),
+        None => now,
+    })
+}
+
 impl State {
     /// The saved state, or the empty one when there is none yet.
     pub fn load(dir: &Path) -> io::Result<Self> {
@@ -92,5 +103,23 @@ mod tests {
         assert_eq!(State::load(dir.path()).unwrap(), state);
         fs::write(path(dir.path()), b"{").unwrap();
         assert!(State::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_block_in_flight_holds_back_what_is_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(settled_before(dir.path(), 500).unwrap(), 500);
+        let mut state = State::default();
+        state.save(dir.path()).unwrap();
+        assert_eq!(settled_before(dir.path(), 500).unwrap(), 500);
+        state.intent = Some(Intent {
+            block_id: 1,
+            received_at: 400,
+            from: Position::default(),
+            to: Position::default(),
+        });
+        state.save(dir.path()).unwrap();
+        assert_eq!(settled_before(dir.path(), 500).unwrap(), 400);
+        assert_eq!(settled_before(dir.path(), 300).unwrap(), 300);
     }
 }
