@@ -25,10 +25,9 @@
 //! refuses. Server, load generator and ClickHouse share the machine's cores.
 //!
 //! Last, the cost of metrics at `METRICS_CONNECTIONS` connections: the
-//! router as measured above, then — with the Prometheus recorder `serve`
-//! installs and its per-route middleware — the same load again, back to back
-//! (`BENCH_METRICS=0` skips it; the recorder cannot be uninstalled, so it
-//! comes after everything else).
+//! router with `serve`'s per-route middleware under the same load, with the
+//! Prometheus recorder `serve` installs switched off and on in turn
+//! (`METRICS_PHASES` phases; `BENCH_METRICS=0` skips it).
 //!
 //! Exits non-zero when the stored rows are not exactly 3 × the pulses
 //! acknowledged with 201, or the server counted other than the clients.
@@ -275,7 +274,7 @@ async fn run(settings: &Settings) -> Result<(), String> {
     }
 
     if std::env::var("BENCH_METRICS").as_deref() != Ok("0") {
-        acked_total += metrics_cost(&app, server.addr, &tokens, &body, settings).await?;
+        acked_total += metrics_cost(&app, &tokens, &body, settings).await?;
         check_stored(&db, &app, acked_total).await?;
     }
 
@@ -299,29 +298,97 @@ async fn run(settings: &Settings) -> Result<(), String> {
 
 /// Connections of the metrics comparison.
 const METRICS_CONNECTIONS: usize = 256;
+/// Phases of the comparison, alternately without and with metrics, so
+/// ClickHouse's growing background work weighs on both alike.
+const METRICS_PHASES: usize = 4;
 
-/// Pulses per second without and then with the metrics `serve` records;
-/// the pulses acknowledged.
+/// The Prometheus recorder `serve` installs, behind a switch: off, every
+/// metric is a no-op handle, as with no recorder at all.
+struct Switched {
+    inner: metrics_exporter_prometheus::PrometheusRecorder,
+    on: std::sync::atomic::AtomicBool,
+}
+
+impl metrics::Recorder for Switched {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        meta: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_counter(key, meta)
+        } else {
+            metrics::Counter::noop()
+        }
+    }
+
+    fn register_gauge(&self, key: &metrics::Key, meta: &metrics::Metadata<'_>) -> metrics::Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_gauge(key, meta)
+        } else {
+            metrics::Gauge::noop()
+        }
+    }
+
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        meta: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_histogram(key, meta)
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
+/// Pulses per second without and with the metrics `serve` records (its
+/// recorder, histograms compacted as `serve` does, and the route
+/// middleware on the router), alternately; the pulses acknowledged.
 async fn metrics_cost(
     app: &AppState,
-    plain: SocketAddr,
     tokens: &[String],
     body: &Bytes,
     settings: &Settings,
 ) -> Result<u64, String> {
-    let without = drive(
-        plain,
-        tokens,
-        body,
-        METRICS_CONNECTIONS,
-        settings.warmup,
-        settings.measured,
-    )
-    .await?;
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| e.to_string())?;
-    let measured = RunningServer::start(
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let switch: &'static Switched = Box::leak(Box::new(Switched {
+        inner: recorder,
+        on: std::sync::atomic::AtomicBool::new(false),
+    }));
+    metrics::set_global_recorder(switch).map_err(|e| e.to_string())?;
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+    let server = RunningServer::start(
         ([127, 0, 0, 1], 0).into(),
         ingest::router(app.clone())
             .route_layer(axum::middleware::from_fn(ingest::metrics::track_route)),
@@ -329,27 +396,38 @@ async fn metrics_cost(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let with = drive(
-        measured.addr,
-        tokens,
-        body,
-        METRICS_CONNECTIONS,
-        settings.warmup,
-        settings.measured,
-    )
-    .await?;
-    let (a, b) = (
-        without.per_sec(settings.measured),
-        with.per_sec(settings.measured),
-    );
-    let (al, bl) = (without.latencies(), with.latencies());
+    let (mut rates, mut acked) = ([Vec::new(), Vec::new()], 0);
+    for phase in 0..METRICS_PHASES {
+        let on = phase % 2 == 1;
+        switch.on.store(on, Ordering::Relaxed);
+        let load = drive(
+            server.addr,
+            tokens,
+            body,
+            METRICS_CONNECTIONS,
+            settings.warmup,
+            settings.measured,
+        )
+        .await?;
+        acked += load.acked;
+        rates[usize::from(on)].push(load.per_sec(settings.measured));
+    }
+    upkeep.abort();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (without, with) = (mean(&rates[0]), mean(&rates[1]));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "  metrics at {METRICS_CONNECTIONS} connections: {a:.0} pulses/s (p99 {} ms) without, {b:.0} pulses/s (p99 {} ms) with the recorder and route metrics: {:.0}%",
-        ms(percentile(&al, 0.99)),
-        ms(percentile(&bl, 0.99)),
-        100.0 * b / a.max(1.0),
+        "  metrics at {METRICS_CONNECTIONS} connections, alternating: without {} pulses/s, with {} pulses/s: {:.0}% of the rate without",
+        list(&rates[0]),
+        list(&rates[1]),
+        100.0 * with / without.max(1.0),
     );
-    Ok(without.acked + with.acked)
+    Ok(acked)
 }
 
 /// The HTTP floor: reads and parses the body as ingest does (the same
