@@ -45,7 +45,7 @@ impl Socket {
         }
     }
 
-    fn start(&self, env: &[(&'static str, String)], data: &std::path::Path) -> Child {
+    fn start(&self, env: &[(&'static str, String)], data: &std::path::Path) -> Running {
         let mut command = match self {
             Socket::Passed(listener) => {
                 let socket: OwnedFd = listener.try_clone().unwrap().into();
@@ -74,12 +74,26 @@ impl Socket {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(|child| Running(Some(child)))
             .expect("start codestats serve")
     }
 }
 
+/// A running `serve`, killed if the test ends before stopping it.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// SIGTERM, then wait for the process to end (systemd's stop).
-fn stop(mut child: Child) {
+fn stop(mut running: Running) {
+    let mut child = running.0.take().expect("running");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
