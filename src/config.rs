@@ -31,6 +31,9 @@ pub struct Config {
     /// `CODESTATS_TRUST_FORWARDED_FOR`. An invalid value is an error `serve`
     /// reports at start.
     pub web: Result<WebConfig, String>,
+    /// The numeric settings that could not be read and were replaced by
+    /// their defaults, each said once (`codestats doctor` reports them).
+    pub invalid: Vec<String>,
 }
 
 /// `CODESTATS_SMTP_FROM` when it is not set.
@@ -62,15 +65,16 @@ fn web_config(public_url: &str) -> Result<WebConfig, String> {
 impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
         let mut ingest = IngestConfig::new(&data_dir);
+        let mut invalid = Vec::new();
         // CODESTATS_RATE_PER_MINUTE / CODESTATS_RATE_BURST: the per-token rate limit.
-        if let Some(n) = env_number("CODESTATS_RATE_PER_MINUTE") {
+        if let Some(n) = env_number("CODESTATS_RATE_PER_MINUTE", &mut invalid) {
             ingest.rate_per_minute = n;
         }
-        if let Some(n) = env_number("CODESTATS_RATE_BURST") {
+        if let Some(n) = env_number("CODESTATS_RATE_BURST", &mut invalid) {
             ingest.rate_burst = n;
         }
         // CODESTATS_LOG_MAX_BYTES: the ingest log's cap on disk.
-        if let Some(n) = env_u64("CODESTATS_LOG_MAX_BYTES") {
+        if let Some(n) = env_u64("CODESTATS_LOG_MAX_BYTES", &mut invalid) {
             ingest.log_max_bytes = n;
         }
         // CODESTATS_STORE_ENTITIES=1: keep heartbeats' file paths in clear.
@@ -82,7 +86,9 @@ impl Config {
         );
         // CODESTATS_KEYSTROKE_TIMEOUT_SECS: gaps between heartbeats counted
         // as coding time.
-        if let Some(n) = env_u64("CODESTATS_KEYSTROKE_TIMEOUT_SECS").filter(|n| *n > 0) {
+        if let Some(n) =
+            env_u64("CODESTATS_KEYSTROKE_TIMEOUT_SECS", &mut invalid).filter(|n| *n > 0)
+        {
             ingest.keystroke_timeout = std::time::Duration::from_secs(n);
         }
         let public_url = std::env::var("CODESTATS_PUBLIC_URL").unwrap_or_else(|_| {
@@ -90,62 +96,51 @@ impl Config {
                 std::env::var("CODESTATS_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
             format!("http://{listen}")
         });
+        let rollup_interval_secs = env_number("CODESTATS_ROLLUP_INTERVAL_SECS", &mut invalid)
+            .map(u64::from)
+            .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS);
         Self {
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),
             ingest,
             web: web_config(&public_url),
             public_url,
-            rollup_interval_secs: env_number("CODESTATS_ROLLUP_INTERVAL_SECS")
-                .map(u64::from)
-                .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS),
+            rollup_interval_secs,
             theme_dir: std::env::var_os("CODESTATS_THEME_DIR").map(PathBuf::from),
+            invalid,
         }
     }
 }
 
-fn env_number(name: &str) -> Option<u32> {
-    env_u64(name).and_then(|n| match u32::try_from(n) {
+/// `name` as a `u32`; a value that is not one is noted in `invalid`.
+fn env_number(name: &str, invalid: &mut Vec<String>) -> Option<u32> {
+    env_u64(name, invalid).and_then(|n| match u32::try_from(n) {
         Ok(n) => Some(n),
         Err(_) => {
             tracing::warn!(name, n, "number too large; using the default");
+            invalid.push(format!("{name}={n} is too large"));
             None
         }
     })
 }
 
-fn env_u64(name: &str) -> Option<u64> {
+/// `name` as a `u64`; a value that is not one is noted in `invalid`.
+fn env_u64(name: &str, invalid: &mut Vec<String>) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     match value.trim().parse() {
         Ok(n) => Some(n),
         Err(_) => {
             tracing::warn!(name, value, "not a whole number; using the default");
+            invalid.push(format!("{name}={value:?} is not a whole number"));
             None
         }
     }
 }
 
-/// The numeric settings, each a whole number.
-const NUMERIC_VARS: &[&str] = &[
-    "CODESTATS_RATE_PER_MINUTE",
-    "CODESTATS_RATE_BURST",
-    "CODESTATS_LOG_MAX_BYTES",
-    "CODESTATS_KEYSTROKE_TIMEOUT_SECS",
-    "CODESTATS_ROLLUP_INTERVAL_SECS",
-];
-
 /// What is wrong with the environment's settings (`codestats doctor`);
 /// empty when nothing is. `Config::new` falls back to defaults instead.
 pub fn invalid_values(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    for name in NUMERIC_VARS {
-        if let Ok(value) = std::env::var(name)
-            && value.trim().parse::<u32>().is_err()
-            && !(*name == "CODESTATS_LOG_MAX_BYTES" && value.trim().parse::<u64>().is_ok())
-        {
-            problems.push(format!("{name}={value:?} is not a whole number"));
-        }
-    }
+    let mut problems = config.invalid.clone();
     if let Err(e) = &config.web {
         problems.push(e.clone());
     }
