@@ -5,8 +5,9 @@
 
 use anyhow::Context;
 use axum::{Router, http::header, routing::get};
+use ingest::server::ServerStats;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 /// Where `/metrics` is served unless `CODESTATS_METRICS_LISTEN` says
@@ -56,10 +57,12 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .context("cannot install the metrics recorder")
 }
 
-/// Serves `/metrics` on `addr` until `stop`; returns once bound.
+/// Serves `/metrics` on `addr` until `stop`; returns once bound. Each
+/// scrape reads the connections of the public server from `public`.
 pub async fn serve(
     addr: SocketAddr,
     handle: PrometheusHandle,
+    public: Arc<ServerStats>,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -72,6 +75,7 @@ pub async fn serve(
         "/metrics",
         get(move || {
             let handle = render.clone();
+            ingest::metrics::report_connections(&public);
             async move {
                 (
                     [(
@@ -99,7 +103,7 @@ pub async fn serve(
             listener,
             router,
             limits,
-            std::sync::Arc::new(ingest::server::ServerStats::default()),
+            Arc::new(ServerStats::default()),
             stop,
         );
         tokio::select! {

@@ -25,7 +25,7 @@ use std::{
 pub const HTTP_REQUESTS: &str = "codestats_http_requests_total";
 /// Time to the response's head, by `route`.
 pub const HTTP_DURATION: &str = "codestats_http_request_duration_seconds";
-/// Connections open now.
+/// Connections of the public listener open now.
 pub const OPEN_CONNECTIONS: &str = "codestats_http_open_connections";
 /// Connections refused at the connection cap.
 pub const REFUSED_CONNECTIONS: &str = "codestats_http_refused_connections_total";
@@ -130,6 +130,16 @@ fn status_label(status: axum::http::StatusCode) -> metrics::SharedString {
         503 => "503".into(),
         other => other.to_string().into(),
     }
+}
+
+/// Reports the public server's connections from its own counters (called
+/// before each scrape): the metrics listener's connections are not among
+/// them, and accepting a connection pays for nothing more.
+pub fn report_connections(stats: &crate::server::ServerStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    gauge!(OPEN_CONNECTIONS).set(stats.open.load(Relaxed) as f64);
+    counter!(REFUSED_CONNECTIONS).absolute(stats.refused.load(Relaxed));
+    counter!(TIMED_OUT_CONNECTIONS).absolute(stats.timed_out.load(Relaxed));
 }
 
 /// Counts a pulse request's outcome.

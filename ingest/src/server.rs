@@ -164,7 +164,6 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             stats.refused.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(crate::metrics::REFUSED_CONNECTIONS).increment(1);
             // Never waits: whatever the socket takes now, then close.
             let _ = stream.try_write(over_cap_response().as_bytes());
             drop(stream);
@@ -178,13 +177,11 @@ pub async fn serve(
         let kill = kill.clone();
         connections.spawn(async move {
             stats.open.fetch_add(1, Ordering::Relaxed);
-            metrics::gauge!(crate::metrics::OPEN_CONNECTIONS).increment(1.0);
             tokio::select! {
                 () = connection(stream, peer, router, &limits, &stats, stop) => {}
                 () = kill.cancelled() => {}
             }
             stats.open.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!(crate::metrics::OPEN_CONNECTIONS).decrement(1.0);
             drop(slot);
         });
     }
@@ -373,7 +370,6 @@ async fn connection(
                     // An idle keep-alive ending is normal; the others are not.
                     if now != IDLE || stalled.is_some() {
                         stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!(crate::metrics::TIMED_OUT_CONNECTIONS).increment(1);
                         tracing::debug!(phase = now, "closing a stalled connection");
                     }
                     // Dropping the connection closes the socket.

@@ -93,9 +93,10 @@ async fn serve(
         .context("cannot start ingest")?;
     let listen = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
+    let stats = Arc::new(ingest::server::ServerStats::default());
     let metrics_server = match metrics {
         Some((addr, handle)) => {
-            Some(crate::exporter::serve(addr, handle, stop.child_token()).await?)
+            Some(crate::exporter::serve(addr, handle, stats.clone(), stop.child_token()).await?)
         }
         None => None,
     };
@@ -137,13 +138,7 @@ async fn serve(
         max_live_streams = ingest_config.max_live_streams,
         "connection caps"
     );
-    let server = ingest::server::serve(
-        listener,
-        router,
-        limits,
-        Arc::new(ingest::server::ServerStats::default()),
-        stop.clone(),
-    );
+    let server = ingest::server::serve(listener, router, limits, stats, stop.clone());
     {
         let app = app.clone();
         let stop = stop.clone();
