@@ -170,12 +170,14 @@ impl Rollups {
         let started = Instant::now();
         let result = self.run_locked(state, scope).await;
         let full = result.as_ref().map_or(asked_full, |r| r.full);
-        crate::status::record(
-            self.status_file.as_ref(),
-            full,
-            started.elapsed(),
-            result.is_ok(),
-        );
+        let (file, took, ok) = (self.status_file.clone(), started.elapsed(), result.is_ok());
+        // The status file is fsync'd: off the runtime's threads.
+        let noted = tokio::task::spawn_blocking(move || {
+            crate::status::record(file.as_ref(), full, took, ok)
+        });
+        if let Err(e) = noted.await {
+            tracing::warn!(error = %e, "noting the rollup's status panicked");
+        }
         result
     }
 
