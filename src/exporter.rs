@@ -71,22 +71,26 @@ pub async fn serve(
     tracing::info!(listen = %listener.local_addr()?, "serving metrics");
     let upkeep = handle.clone();
     let render = handle.clone();
-    let router = Router::new().route(
-        "/metrics",
-        get(move || {
-            let handle = render.clone();
-            ingest::metrics::report_connections(&public);
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    handle.render(),
-                )
-            }
-        }),
-    );
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let handle = render.clone();
+                ingest::metrics::report_connections(&public);
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        // Every other path and method: the API's JSON errors.
+        .fallback(ingest::error::not_found)
+        .method_not_allowed_fallback(ingest::error::method_not_allowed);
     let limits = ingest::server::ServerLimits {
         max_connections: MAX_METRICS_CONNECTIONS,
         ..Default::default()

@@ -114,6 +114,16 @@ async fn counters_move_by_exactly_the_traffic_sent() {
     assert_eq!(public.status(), 404);
     assert!(!public.text().await.unwrap().contains("codestats_"));
 
+    // Anything else on the metrics listener is a JSON error.
+    let other = reqwest::get(format!("http://{metrics_listen}/nothing"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    assert!(other.text().await.unwrap().starts_with("{\"error\":"));
+    let post = reqwest::Client::new().post(&metrics).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    assert!(post.text().await.unwrap().starts_with("{\"error\":"));
+
     let before = scrape(&metrics).await;
     let client = reqwest::Client::new();
     let pulse = |xp: u32| {
