@@ -25,10 +25,24 @@ pub struct Store {
 impl Store {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let Some(url) = &config.clickhouse.url else {
+            if let Some(cluster) = &config.clickhouse.cluster {
+                anyhow::bail!(
+                    "CODESTATS_CLICKHOUSE_CLUSTER={cluster} needs CODESTATS_CLICKHOUSE_URL: \
+                     the embedded server is no cluster"
+                );
+            }
             return Self::open_local(config).await;
         };
+        let mut db = Db::new(url, &config.clickhouse)?;
+        if let Some(cluster) = &config.clickhouse.cluster {
+            db = db
+                .with_cluster(cluster, &config.clickhouse.cluster_urls)
+                .await
+                .with_context(|| format!("cannot reach the servers of cluster {cluster}"))?;
+            tracing::info!(cluster = %cluster, "cluster mode");
+        }
         Ok(Self {
-            db: Db::new(url, &config.clickhouse)?,
+            db,
             analyst: AnalystConfig::from_env(),
             local: None,
         })

@@ -141,11 +141,15 @@ pub async fn mark_used(db: &Db, row: &AccountToken) -> Result<()> {
 
 /// Deletes tokens that expired a day ago or more (housekeeping).
 pub async fn delete_expired(db: &Db) -> Result<()> {
-    db.client()
-        .query("ALTER TABLE account_tokens DELETE WHERE expires_at < ?")
-        .bind(now_secs().saturating_sub(86_400))
-        .execute()
-        .await?;
+    for server in db.each_server() {
+        server
+            .client()
+            .query("ALTER TABLE ? DELETE WHERE expires_at < ?")
+            .bind(clickhouse::sql::Identifier(&server.table("account_tokens")))
+            .bind(now_secs().saturating_sub(86_400))
+            .execute()
+            .await?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,12 @@
 //! whole or not at all. Each INSERT runs with a `query_id` made from the
 //! block id; after a failure the shipper ends that query ([`kill`]) and then
 //! asks whether it landed ([`pulses_landed`], [`xp_landed`]).
+//!
+//! In cluster mode the shipper calls these once per shard, with that
+//! shard's server (`Db::shards`) and the block's rows on it: names are
+//! that server's local tables ([`Db::table`]), so each shard's part is one
+//! INSERT there, whole or absent, found and ended there by its query id,
+//! with its own marker.
 
 use crate::{db::Db, error::Result, pulses::PulseRow};
 use clickhouse::Row;
@@ -134,7 +140,7 @@ pub fn marker(block_id: u64, received_at: u32) -> XpRow {
 pub async fn insert_pulses(db: &Db, block_id: u64, rows: &[PulseRow]) -> Result<()> {
     let mut insert = db
         .client()
-        .insert::<PulseRow>("pulses")
+        .insert::<PulseRow>(&db.table("pulses"))
         .await?
         .with_setting("query_id", pulses_query_id(block_id));
     for row in rows {
@@ -149,7 +155,7 @@ pub async fn insert_pulses(db: &Db, block_id: u64, rows: &[PulseRow]) -> Result<
 pub async fn insert_xp(db: &Db, block_id: u64, received_at: u32, rows: &[PulseRow]) -> Result<()> {
     let mut insert = db
         .client()
-        .insert::<XpRow>("xp_hourly")
+        .insert::<XpRow>(&db.table("xp_hourly"))
         .await?
         .with_setting("query_id", xp_query_id(block_id));
     for row in xp_rows(rows) {
@@ -185,8 +191,9 @@ pub async fn pulses_landed(
         return Ok(false);
     }
     let sql = format!(
-        "SELECT count() FROM pulses WHERE user_id IN ({}) \
+        "SELECT count() FROM {} WHERE user_id IN ({}) \
          AND received_at = toDateTime(?) AND batch_id = ?",
+        db.table("pulses"),
         crate::db::placeholders(users.len())
     );
     let mut query = db.client().query(&sql);
@@ -201,12 +208,14 @@ pub async fn pulses_landed(
 pub async fn xp_landed(db: &Db, block_id: u64, received_at: u32) -> Result<bool> {
     // Its whole key: one point in the primary key.
     let marker = marker(block_id, received_at);
+    let sql = format!(
+        "SELECT count() FROM {} WHERE user_id = 0 AND local_date = toDate(?) \
+         AND local_hour = 0 AND machine_id = ? AND received_month = ? AND marker > 0",
+        db.table("xp_hourly")
+    );
     let found: u64 = db
         .client()
-        .query(
-            "SELECT count() FROM xp_hourly WHERE user_id = 0 AND local_date = toDate(?) \
-             AND local_hour = 0 AND machine_id = ? AND received_month = ? AND marker > 0",
-        )
+        .query(&sql)
         .bind(
             chrono::DateTime::from_timestamp(i64::from(marker.local_date) * 86_400, 0)
                 .unwrap_or_default()

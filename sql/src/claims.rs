@@ -152,11 +152,15 @@ pub async fn finish(db: &Db, key: &str, won: &Won) -> Result<()> {
 /// Deletes claims older than the window (housekeeping; they decide nothing).
 pub async fn delete_expired(db: &Db) -> Result<()> {
     let before = now_nanos().saturating_sub(2 * CLAIM_WINDOW.as_nanos() as u64);
-    db.client()
-        .query("ALTER TABLE claims DELETE WHERE claimed_at < ?")
-        .bind(before)
-        .execute()
-        .await?;
+    for server in db.each_server() {
+        server
+            .client()
+            .query("ALTER TABLE ? DELETE WHERE claimed_at < ?")
+            .bind(clickhouse::sql::Identifier(&server.table("claims")))
+            .bind(before)
+            .execute()
+            .await?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,13 @@ pub struct ClickHouseConfig {
     pub password: Secret,
     /// `CODESTATS_CLICKHOUSE_DATABASE`.
     pub database: String,
+    /// `CODESTATS_CLICKHOUSE_CLUSTER`: a cluster of the servers'
+    /// `remote_servers`; its shards hold the tables (`crate::cluster`).
+    pub cluster: Option<String>,
+    /// `CODESTATS_CLICKHOUSE_CLUSTER_URLS`: the HTTP URL of every server of
+    /// the cluster, comma-separated. Empty: each host of `system.clusters`
+    /// on the port of `url`.
+    pub cluster_urls: Vec<String>,
 }
 
 impl Default for ClickHouseConfig {
@@ -30,6 +37,8 @@ impl Default for ClickHouseConfig {
             user: DEFAULT_USER.to_owned(),
             password: Secret::default(),
             database: DEFAULT_DATABASE.to_owned(),
+            cluster: None,
+            cluster_urls: Vec::new(),
         }
     }
 }
@@ -50,6 +59,16 @@ impl ClickHouseConfig {
                 .map(Secret::new)
                 .unwrap_or(d.password),
             database: non_empty("CODESTATS_CLICKHOUSE_DATABASE").unwrap_or(d.database),
+            cluster: non_empty("CODESTATS_CLICKHOUSE_CLUSTER").map(|c| c.trim().to_owned()),
+            cluster_urls: get("CODESTATS_CLICKHOUSE_CLUSTER_URLS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -128,6 +147,24 @@ mod tests {
                 user: "ingest".into(),
                 password: Secret::new("pw"),
                 database: "stats".into(),
+                cluster: None,
+                cluster_urls: Vec::new(),
+            },
+        );
+        check(
+            &[
+                ("CODESTATS_CLICKHOUSE_URL", "http://db1:8123"),
+                ("CODESTATS_CLICKHOUSE_CLUSTER", " stats "),
+                (
+                    "CODESTATS_CLICKHOUSE_CLUSTER_URLS",
+                    "http://db1:8123, http://db2:8123,",
+                ),
+            ],
+            ClickHouseConfig {
+                url: Some("http://db1:8123".into()),
+                cluster: Some("stats".into()),
+                cluster_urls: vec!["http://db1:8123".into(), "http://db2:8123".into()],
+                ..Default::default()
             },
         );
     }

@@ -1,12 +1,14 @@
 //! A handle on codestats' ClickHouse database.
 
 use crate::{
+    cluster::{Cluster, LOCAL_SUFFIX},
     config::{AnalystConfig, ClickHouseConfig},
     error::Result,
     names,
     secret::Secret,
 };
 use clickhouse::{Client, sql::Identifier};
+use std::{borrow::Cow, sync::Arc};
 
 /// A ClickHouse client bound to one database, plus one bound to none for
 /// `CREATE DATABASE` and the like. Cheap to clone.
@@ -16,6 +18,13 @@ pub struct Db {
     server: Client,
     database: String,
     url: String,
+    user: String,
+    password: Secret,
+    /// In cluster mode: the cluster's servers, each reached directly.
+    cluster: Option<Arc<Cluster>>,
+    /// A handle on one server of a cluster: table names are its local
+    /// tables' (`pulses` is `pulses_local`).
+    local: bool,
 }
 
 impl std::fmt::Debug for Db {
@@ -23,6 +32,8 @@ impl std::fmt::Debug for Db {
         f.debug_struct("Db")
             .field("url", &self.url)
             .field("database", &self.database)
+            .field("cluster", &self.cluster.as_ref().map(|c| c.name().to_owned()))
+            .field("local", &self.local)
             .finish_non_exhaustive()
     }
 }
@@ -49,17 +60,111 @@ impl Db {
             url,
             &config.database,
             server_client(url, &config.user, &config.password),
+            &config.user,
+            &config.password,
         )
     }
 
-    fn with_client(url: &str, database: &str, server: Client) -> Result<Self> {
+    fn with_client(
+        url: &str,
+        database: &str,
+        server: Client,
+        user: &str,
+        password: &Secret,
+    ) -> Result<Self> {
         names::validate_database(database)?;
         Ok(Self {
             client: server.clone().with_database(database),
             server,
             database: database.to_owned(),
             url: url.to_owned(),
+            user: user.to_owned(),
+            password: password.clone(),
+            cluster: None,
+            local: false,
         })
+    }
+
+    /// This handle in cluster mode over cluster `name` (see
+    /// [`crate::cluster`]): every query sent with the settings cluster
+    /// mode needs, the cluster's servers reached directly (at `urls`, or
+    /// found from `system.clusters`).
+    pub async fn with_cluster(self, name: &str, urls: &[String]) -> Result<Self> {
+        let cluster = Cluster::connect(&self, name, urls).await?;
+        let cluster_settings = |c: Client| {
+            c.with_setting("insert_distributed_sync", "1")
+                .with_setting("distributed_product_mode", "global")
+        };
+        Ok(Self {
+            client: cluster_settings(self.client),
+            server: cluster_settings(self.server),
+            cluster: Some(Arc::new(cluster)),
+            ..self
+        })
+    }
+
+    /// The same login and database on the server at `url`.
+    pub(crate) fn on_server(&self, url: &str) -> Result<Self> {
+        Self::with_client(
+            url,
+            &self.database,
+            server_client(url, &self.user, &self.password),
+            &self.user,
+            &self.password,
+        )
+    }
+
+    /// This handle, its table names made the server's local tables'.
+    pub(crate) fn into_local(self) -> Self {
+        Self {
+            local: true,
+            ..self
+        }
+    }
+
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_deref()
+    }
+
+    /// The name to give table `table` in SQL sent through this handle:
+    /// `table`, or on one server of a cluster its local table.
+    pub fn table<'a>(&self, table: &'a str) -> Cow<'a, str> {
+        if self.local {
+            Cow::Owned(format!("{table}{LOCAL_SUFFIX}"))
+        } else {
+            Cow::Borrowed(table)
+        }
+    }
+
+    /// Where a statement that a Distributed table cannot run (a mutation,
+    /// `KILL QUERY`) is sent: every server of the cluster, or this one.
+    /// Name tables with [`Db::table`] of each.
+    pub fn each_server(&self) -> Vec<Db> {
+        match &self.cluster {
+            Some(c) => c.servers().to_vec(),
+            None => vec![self.clone()],
+        }
+    }
+
+    /// The handle a row whose sharding key is `user_id` is written through
+    /// when it must land in one INSERT on its shard (the shipper's blocks):
+    /// the shard's server, or this one; and the shard's index.
+    pub fn shard_of(&self, user_id: u64) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.shard_of(user_id))
+    }
+
+    /// Every shard's handle, by index (one, this, outside cluster mode).
+    pub fn shards(&self) -> Vec<Db> {
+        match &self.cluster {
+            Some(c) => c.shards().to_vec(),
+            None => vec![self.clone()],
+        }
+    }
+
+    /// The client bound to no database.
+    pub fn server_client(&self) -> &Client {
+        &self.server
     }
 
     /// A handle on `database` at `url` as the read-only analyst: the server's
@@ -74,7 +179,7 @@ impl Db {
     pub fn analyst(url: &str, database: &str, analyst: &AnalystConfig) -> Result<Self> {
         let server = server_client(url, &analyst.user, &analyst.password)
             .with_setting("wait_end_of_query", "1");
-        Self::with_client(url, database, server)
+        Self::with_client(url, database, server, &analyst.user, &analyst.password)
     }
 
     /// The same server, another database (tests use one database each).
@@ -85,6 +190,10 @@ impl Db {
             server: self.server.clone(),
             database: database.to_owned(),
             url: self.url.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            cluster: None,
+            local: self.local,
         })
     }
 

@@ -99,7 +99,7 @@ pub fn query_id(block_id: u64) -> String {
 pub async fn insert(db: &Db, block_id: u64, rows: &[HeartbeatRow]) -> Result<()> {
     let mut insert = db
         .client()
-        .insert::<HeartbeatRow>("heartbeats")
+        .insert::<HeartbeatRow>(&db.table("heartbeats"))
         .await?
         .with_setting("query_id", query_id(block_id));
     for row in rows {
@@ -116,7 +116,8 @@ pub async fn landed(db: &Db, block_id: u64, users: &[u64]) -> Result<bool> {
         return Ok(false);
     }
     let sql = format!(
-        "SELECT count() FROM heartbeats WHERE user_id IN ({}) AND batch_id = ?",
+        "SELECT count() FROM {} WHERE user_id IN ({}) AND batch_id = ?",
+        db.table("heartbeats"),
         crate::db::placeholders(users.len())
     );
     let mut query = db.client().query(&sql);

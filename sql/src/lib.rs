@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod backup;
 pub mod blocks;
 pub mod claims;
+pub mod cluster;
 pub mod coding;
 pub mod config;
 pub mod db;

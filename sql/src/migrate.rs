@@ -5,8 +5,14 @@
 //! line (ClickHouse's HTTP interface takes one statement per request).
 //! Statements use `IF NOT EXISTS` and the like, so a file interrupted half
 //! way can simply be applied again.
+//!
+//! In cluster mode every server is migrated in turn, with each statement in
+//! its cluster form (`cluster::cluster_statements`: a local table and a
+//! Distributed one), and keeps its own `schema_migrations`. A migration
+//! whose statements have no cluster form names a file of its own for
+//! clusters (`migrations/cluster/`).
 
-use crate::{db::Db, error::Result};
+use crate::{cluster, db::Db, error::Result};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +20,9 @@ pub struct Migration {
     pub version: u32,
     pub name: &'static str,
     pub sql: &'static str,
+    /// What the migration is in cluster mode, when `sql` has statements
+    /// with no cluster form; `None`: `sql`'s statements in cluster form.
+    pub cluster: Option<&'static str>,
 }
 
 /// Every migration, in order. A new file is added here too.
@@ -22,31 +31,37 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "initial",
         sql: include_str!("../migrations/0001_initial.sql"),
+        cluster: None,
     },
     Migration {
         version: 2,
         name: "languages",
         sql: include_str!("../migrations/0002_languages.sql"),
+        cluster: None,
     },
     Migration {
         version: 3,
         name: "rollups",
         sql: include_str!("../migrations/0003_rollups.sql"),
+        cluster: Some(include_str!("../migrations/cluster/0003_rollups.sql")),
     },
     Migration {
         version: 4,
         name: "xp_blocks",
         sql: include_str!("../migrations/0004_xp_blocks.sql"),
+        cluster: Some(include_str!("../migrations/cluster/0004_xp_blocks.sql")),
     },
     Migration {
         version: 5,
         name: "web_accounts",
         sql: include_str!("../migrations/0005_web_accounts.sql"),
+        cluster: None,
     },
     Migration {
         version: 6,
         name: "heartbeats",
         sql: include_str!("../migrations/0006_heartbeats.sql"),
+        cluster: None,
     },
 ];
 
@@ -90,6 +105,34 @@ pub fn statements(sql: &str) -> Vec<String> {
 /// Creates the database if needed and applies every migration not yet
 /// recorded. Returns the versions it applied.
 pub async fn migrate(db: &Db) -> Result<Vec<u32>> {
+    let Some(cluster) = db.cluster() else {
+        return migrate_server(db, None).await;
+    };
+    let mut applied = Vec::new();
+    for server in cluster.servers() {
+        for version in migrate_server(server, Some(cluster.name())).await? {
+            if !applied.contains(&version) {
+                applied.push(version);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// The statements of migration `m`, in cluster form for `cluster`.
+pub fn statements_for(m: &Migration, cluster: Option<&str>, database: &str) -> Result<Vec<String>> {
+    let Some(cluster) = cluster else {
+        return Ok(statements(m.sql));
+    };
+    let mut out = Vec::new();
+    for stmt in statements(m.cluster.unwrap_or(m.sql)) {
+        out.extend(cluster::cluster_statements(&stmt, cluster, database)?);
+    }
+    Ok(out)
+}
+
+/// Migrates one server: `db` itself, or one server of `cluster`.
+async fn migrate_server(db: &Db, cluster: Option<&str>) -> Result<Vec<u32>> {
     db.create_database().await?;
     db.client().query(CREATE_TABLE).execute().await?;
     let done: Vec<u32> = db
@@ -99,7 +142,7 @@ pub async fn migrate(db: &Db) -> Result<Vec<u32>> {
         .await?;
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-        for stmt in statements(m.sql) {
+        for stmt in statements_for(m, cluster, db.database())? {
             db.client().query(&stmt).execute().await?;
         }
         let mut insert = db.client().insert::<Applied>("schema_migrations").await?;
@@ -143,6 +186,8 @@ mod tests {
         }
         for m in MIGRATIONS {
             assert!(!statements(m.sql).is_empty(), "{} is empty", m.name);
+            // Every migration has a cluster form.
+            statements_for(m, Some("demo"), "codestats").unwrap();
         }
     }
 

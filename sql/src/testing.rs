@@ -154,6 +154,7 @@ pub async fn clickhouse_config(database: &str) -> ClickHouseConfig {
         user: server.writer.user.clone(),
         password: server.writer.password.clone(),
         database: database.to_owned(),
+        ..Default::default()
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn backup(
     dir: &Path,
     keep: Option<usize>,
 ) -> anyhow::Result<()> {
+    refuse_cluster(store)?;
     let lock = BackupLock::acquire(dir)
         .with_context(|| format!("cannot back up into {}", dir.display()))?;
     let started = Utc::now();
@@ -130,6 +131,7 @@ pub async fn restore(
     dump: &Path,
     no_build: bool,
 ) -> anyhow::Result<()> {
+    refuse_cluster(store)?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(progress.clone());
     let restored = sql::backup::restore(&store.db, dump, &progress).await;
@@ -203,4 +205,18 @@ impl Bar {
         self.ticker.abort();
         self.bar.finish_and_clear();
     }
+}
+
+/// Dumps are of one server: a dump's cut is one node's shipper, and its
+/// tables are read from one server's system tables. A cluster is backed up
+/// shard by shard with ClickHouse's own tools (docs/deploy.md).
+fn refuse_cluster(store: &Store) -> anyhow::Result<()> {
+    if let Some(cluster) = store.db.cluster() {
+        anyhow::bail!(
+            "backup and restore work on one server; cluster {} is backed up \
+             shard by shard (see docs/deploy.md, \"Topologies\")",
+            cluster.name()
+        );
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Shipping the spool of versions before the log (`crate::upgrade`), at
 //! start, before the log.
 
-use super::{Block, Stage, Stopped, Task};
+use super::{Block, Stage, Stopped, Task, write::Part};
 use crate::upgrade;
 
 impl Task {
@@ -26,8 +26,11 @@ impl Task {
                 to: from,
                 full: false,
             };
+            let whole = Part::whole(self.db.clone());
             let landed_before = self
-                .until_answered("check a legacy batch", || self.landed(&old, Stage::Pulses))
+                .until_answered("check a legacy batch", || {
+                    self.landed(&old, Stage::Pulses, &whole)
+                })
                 .await?;
             if !landed_before {
                 let id = batch.block_id();

@@ -1,20 +1,84 @@
 //! Writing one block: each of its INSERTs exactly once (the steps in
 //! `ship/mod.rs`), and the rows of machines deleted meanwhile left out.
+//!
+//! In cluster mode each stage is one INSERT per shard, straight into that
+//! shard's local table ([`Part`]): each part is settled on its own server
+//! as a whole block is on a single server (`sql::cluster`).
 
 use super::{
     Block, LANDED_SAMPLE_USERS, RETRY_FIRST, RETRY_LAST, SHUTDOWN_DRAIN, Stage, Stopped, Task,
 };
-use sql::{heartbeats::HeartbeatRow, pulses::PulseRow};
+use sql::{Db, heartbeats::HeartbeatRow, pulses::PulseRow};
 use std::{borrow::Cow, collections::HashSet, sync::atomic::Ordering};
 use tokio::time::Instant;
 
+/// The rows of a block on one shard, and that shard's server (outside
+/// cluster mode: the whole block, and the one server).
+pub(super) struct Part {
+    shard: usize,
+    db: Db,
+    /// More than one shard: rows are picked by shard.
+    split: bool,
+}
+
+impl Part {
+    /// The whole block, through `db` (reads only: a whole block is
+    /// written by [`Task::settle`]).
+    pub(super) fn whole(db: Db) -> Self {
+        Self {
+            shard: 0,
+            db,
+            split: false,
+        }
+    }
+
+    fn holds(&self, task: &Task, user_id: u64) -> bool {
+        !self.split || task.db.shard_of(user_id) == self.shard
+    }
+
+    /// `rows` of this part.
+    fn pick<'r, R: Clone>(
+        &self,
+        task: &Task,
+        rows: Cow<'r, [R]>,
+        user: impl Fn(&R) -> u64,
+    ) -> Cow<'r, [R]> {
+        if !self.split {
+            return rows;
+        }
+        Cow::Owned(
+            rows.iter()
+                .filter(|r| self.holds(task, user(r)))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 impl Task {
-    /// Makes sure `stage` of `block` is in ClickHouse exactly once.
-    /// `absent`: it is known not to be there (never started).
+    /// Makes sure `stage` of `block` is in ClickHouse exactly once: on
+    /// every shard, the block's rows on it. `absent`: it is known not to be
+    /// there (never started).
     pub(super) async fn settle(
         &self,
         block: &Block,
         stage: Stage,
+        absent: bool,
+    ) -> Result<(), Stopped> {
+        let shards = self.db.shards();
+        let split = shards.len() > 1;
+        for (shard, db) in shards.into_iter().enumerate() {
+            let part = Part { shard, db, split };
+            self.settle_part(block, stage, &part, absent).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_part(
+        &self,
+        block: &Block,
+        stage: Stage,
+        part: &Part,
         mut absent: bool,
     ) -> Result<(), Stopped> {
         let query_id = match stage {
@@ -25,7 +89,7 @@ impl Task {
         let mut pause = RETRY_FIRST;
         loop {
             if absent {
-                match self.attempt(block, stage, &query_id).await? {
+                match self.attempt(block, stage, part, &query_id).await? {
                     Ok(()) => return Ok(()),
                     Err(e) => tracing::warn!(
                         error = %e, block_id = block.id, ?stage,
@@ -36,8 +100,8 @@ impl Task {
             }
             // In doubt: end the INSERT, then look.
             let check = async {
-                sql::blocks::kill(&self.db, &query_id).await?;
-                self.landed(block, stage).await
+                sql::blocks::kill(&part.db, &query_id).await?;
+                self.landed(block, stage, part).await
             };
             match tokio::time::timeout(self.insert_timeout, check).await {
                 Ok(Ok(true)) => {
@@ -71,9 +135,10 @@ impl Task {
         &self,
         block: &Block,
         stage: Stage,
+        part: &Part,
         query_id: &str,
     ) -> Result<sql::Result<()>, Stopped> {
-        let insert = self.insert(block, stage);
+        let insert = self.insert(block, stage, part);
         tokio::pin!(insert);
         let mut kill_at = Instant::now() + self.insert_timeout;
         let mut slow = false;
@@ -92,7 +157,7 @@ impl Task {
                     // The KILL runs beside the INSERT, which is still awaited.
                     while kills.try_join_next().is_some() {}
                     if kills.is_empty() {
-                        let (db, query_id) = (self.db.clone(), query_id.to_owned());
+                        let (db, query_id) = (part.db.clone(), query_id.to_owned());
                         kills.spawn(async move {
                             if let Err(e) = sql::blocks::kill(&db, &query_id).await {
                                 tracing::debug!(error = %e, "ingest log: cannot end a slow insert yet");
@@ -222,52 +287,53 @@ impl Task {
         }
     }
 
-    pub(super) async fn insert(&self, block: &Block, stage: Stage) -> sql::Result<()> {
+    pub(super) async fn insert(&self, block: &Block, stage: Stage, part: &Part) -> sql::Result<()> {
+        let rows = part.pick(self, self.live_rows(block).await?, |r| r.user_id);
         match stage {
             Stage::Pulses => {
-                sql::languages::insert(&self.db, &block.languages).await?;
-                let rows = self.live_rows(block).await?;
+                if part.shard == 0 {
+                    sql::languages::insert(&self.db, &block.languages).await?;
+                }
                 if !rows.is_empty() {
-                    sql::blocks::insert_pulses(&self.db, block.id, &rows).await?;
+                    sql::blocks::insert_pulses(&part.db, block.id, &rows).await?;
                 }
             }
             Stage::Xp => {
-                let rows = self.live_rows(block).await?;
                 if !rows.is_empty() {
-                    sql::blocks::insert_xp(&self.db, block.id, block.received_at, &rows).await?;
+                    sql::blocks::insert_xp(&part.db, block.id, block.received_at, &rows).await?;
                 }
             }
             Stage::Heartbeats => {
-                self.live_rows(block).await?;
-                let rows = self.live_heartbeats(block);
-                if !rows.is_empty() {
-                    sql::heartbeats::insert(&self.db, block.id, &rows).await?;
+                let beats = part.pick(self, self.live_heartbeats(block), |r| r.user_id);
+                if !beats.is_empty() {
+                    sql::heartbeats::insert(&part.db, block.id, &beats).await?;
                 }
             }
         }
         Ok(())
     }
 
-    pub(super) async fn landed(&self, block: &Block, stage: Stage) -> sql::Result<bool> {
-        let rows = self.live_rows(block).await?;
+    pub(super) async fn landed(&self, block: &Block, stage: Stage, part: &Part) -> sql::Result<bool> {
+        let rows = part.pick(self, self.live_rows(block).await?, |r| r.user_id);
         if stage == Stage::Heartbeats {
-            let beats = self.live_heartbeats(block);
+            let beats = part.pick(self, self.live_heartbeats(block), |r| r.user_id);
             let users = sample_users(beats.iter().map(|r| r.user_id));
             if users.is_empty() {
                 return Ok(true);
             }
-            return sql::heartbeats::landed(&self.db, block.id, &users).await;
+            return sql::heartbeats::landed(&part.db, block.id, &users).await;
         }
         if rows.is_empty() {
-            // Nothing of it is to be written.
-            return Ok(stage == Stage::Xp || block.languages.is_empty());
+            // Nothing of it is to be written (the first spellings go with
+            // the first shard's part).
+            return Ok(stage == Stage::Xp || part.shard != 0 || block.languages.is_empty());
         }
         match stage {
             Stage::Pulses => {
                 let users = sample_users(rows.iter().map(|r| r.user_id));
-                sql::blocks::pulses_landed(&self.db, block.id, block.received_at, &users).await
+                sql::blocks::pulses_landed(&part.db, block.id, block.received_at, &users).await
             }
-            Stage::Xp => sql::blocks::xp_landed(&self.db, block.id, block.received_at).await,
+            Stage::Xp => sql::blocks::xp_landed(&part.db, block.id, block.received_at).await,
             Stage::Heartbeats => unreachable!("answered above"),
         }
     }

@@ -80,6 +80,7 @@ impl LocalServerConfig {
             user: writer.user,
             password: writer.password,
             database: database.to_owned(),
+            ..Default::default()
         })
     }
 

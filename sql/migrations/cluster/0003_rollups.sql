@@ -1,0 +1,2 @@
+-- In cluster mode 0003's xp_hourly and its materialized view are never
+-- made: a cluster starts with 0004's xp_hourly, written by the shipper.
