@@ -31,6 +31,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a `serve` node does (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything, as one node.
+    All,
+    /// The plugin APIs: pulses and heartbeats into the ingest log.
+    Ingest,
+    /// The site, accounts, read API and live feed.
+    Web,
+    /// The rollups: renders and publishes the site, under the builder lease.
+    Builder,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (ingest, read API); starts a local ClickHouse
@@ -44,6 +57,17 @@ pub enum Command {
         /// public address.
         #[arg(long, env = "CODESTATS_METRICS_LISTEN", default_value = crate::exporter::DEFAULT_METRICS_LISTEN)]
         metrics_listen: String,
+        /// What this node does: `ingest` (the plugin APIs), `web` (pages,
+        /// accounts, read API, live feed), `builder` (rollups and the
+        /// site, one node at a time), or several, comma-separated; `all`
+        /// is every one on a single node.
+        #[arg(
+            long,
+            env = "CODESTATS_ROLE",
+            value_delimiter = ',',
+            default_value = "all"
+        )]
+        role: Vec<Role>,
     },
     /// Apply the schema migrations that are not applied yet.
     Migrate,

@@ -23,6 +23,12 @@ pub struct Config {
     pub public_url: String,
     /// `CODESTATS_ROLLUP_INTERVAL_SECS`: seconds between incremental rollups.
     pub rollup_interval_secs: u64,
+    /// `CODESTATS_SITE_DIR`: where the site is built and served from
+    /// (default `DATA_DIR/site`); several nodes can share one.
+    pub site_dir: PathBuf,
+    /// `CODESTATS_BUILDER_LEASE_SECS`: the builder lease's term when
+    /// several nodes share the store (`jobs::lease`).
+    pub lease_term_secs: u64,
     /// `CODESTATS_THEME_DIR`: a folder whose `templates/*.html` and `site/*`
     /// replace the embedded templates and assets of the same name.
     pub theme_dir: Option<PathBuf>,
@@ -99,7 +105,16 @@ impl Config {
         let rollup_interval_secs = env_number("CODESTATS_ROLLUP_INTERVAL_SECS", &mut invalid)
             .map(u64::from)
             .unwrap_or(jobs::schedule::DEFAULT_INCREMENTAL_SECS);
+        let site_dir = std::env::var_os("CODESTATS_SITE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("site"));
+        let lease_term_secs = env_u64("CODESTATS_BUILDER_LEASE_SECS", &mut invalid)
+            .filter(|n| *n > 1)
+            .unwrap_or(jobs::lease::DEFAULT_TERM.as_secs());
         Self {
+            site_dir,
+            lease_term_secs,
             data_dir,
             clickhouse: ClickHouseConfig::from_env(),
             ingest,

@@ -12,8 +12,10 @@ pub mod limits;
 pub mod live;
 pub mod log;
 pub mod metrics;
+pub mod nodes;
 pub mod pulse;
 pub mod rate;
+pub mod relay;
 pub mod server;
 pub mod ship;
 pub mod tokens;
@@ -70,6 +72,11 @@ pub struct IngestConfig {
     /// `CODESTATS_KEYSTROKE_TIMEOUT_SECS`: gaps between heartbeats up to
     /// this are coding time (`sql::coding::DEFAULT_KEYSTROKE_TIMEOUT`).
     pub keystroke_timeout: Duration,
+    /// Whether this node's live feed shows the pulses of the other nodes
+    /// sharing its ClickHouse, and writes its own for them (`relay`): on
+    /// when several `serve` processes share one store. Off, `/live` shows
+    /// this node's pulses only. `serve` sets it; no setting of its own.
+    pub live_relay: bool,
 }
 
 impl IngestConfig {
@@ -88,6 +95,7 @@ impl IngestConfig {
             read_api: None,
             store_entities: false,
             keystroke_timeout: sql::coding::DEFAULT_KEYSTROKE_TIMEOUT,
+            live_relay: false,
         }
     }
 }
@@ -96,6 +104,8 @@ impl IngestConfig {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub accepted: AtomicU64,
+    /// Live events numbered so far: accepted pulses and relayed ones.
+    events: AtomicU64,
     /// The first event sequence number of this process: its start time in
     /// milliseconds × 1,000, so a later process's events always have larger
     /// ids than an earlier one's (live streams resume across restarts).
@@ -116,9 +126,17 @@ impl Stats {
 
     /// Counts an accepted pulse and returns its event sequence number.
     pub fn next_seq(&self) -> u64 {
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.relayed_seq()
+    }
+
+    /// The event sequence number of a pulse another node accepted (the
+    /// live relay): not counted as accepted here.
+    pub fn relayed_seq(&self) -> u64 {
         self.seq_base
             + self
-                .accepted
+                .events
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1
     }
@@ -139,9 +157,11 @@ pub struct App {
     pub live: Arc<live::Live>,
     /// Who is public now: asked by the live feed and the read API.
     pub visibility: Arc<visibility::Visibility>,
+    /// The live relay, when `IngestConfig::live_relay` is on.
+    pub relay: Option<relay::Relay>,
     /// Where the read API finds what the rollups published.
     pub read_api: api::users::ReadApi,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     /// Longest a request body may take to arrive.
     pub body_read_timeout: std::time::Duration,
     /// Heartbeats logged lately, so copies are not logged again.
@@ -157,7 +177,7 @@ pub type AppState = Arc<App>;
 impl App {
     /// Loads tokens and languages, opens the log and starts the appender,
     /// the shipper (which first ships a legacy spool, if any), the token
-    /// refresher and the live feed's hub.
+    /// refresher, the live feed's hub and, with `live_relay`, the relay.
     pub async fn start(db: Db, config: &IngestConfig) -> Result<AppState, StartError> {
         let tokens = Arc::new(tokens::Tokens::default());
         tokens.refresh(&db).await?;
@@ -217,6 +237,13 @@ impl App {
         tasks.push(tokio::spawn(
             live.clone().run(events.subscribe(), stop.clone()),
         ));
+        let stats = Arc::new(Stats::new());
+        let relay = config.live_relay.then(|| {
+            let (relay, relay_tasks) =
+                relay::Relay::start(&db, &events, live.clone(), stats.clone(), &stop);
+            tasks.extend(relay_tasks);
+            relay
+        });
         let app = Arc::new(App {
             db,
             tokens,
@@ -227,8 +254,9 @@ impl App {
             events,
             live,
             visibility,
+            relay,
             read_api: api::users::ReadApi::new(config.read_api.clone()),
-            stats: Stats::new(),
+            stats,
             body_read_timeout: config.body_read_timeout,
             recent_heartbeats: wakatime::recent::Recent::new(limits::RECENT_HEARTBEATS),
             store_entities: config.store_entities,
@@ -265,7 +293,8 @@ impl App {
 
     /// Stops the background tasks: queued pulses are logged, the shipper
     /// writes what it can within `ship::SHUTDOWN_DRAIN` (the rest waits in
-    /// the log for the next start), refreshing ends, live streams end. Call
+    /// the log for the next start), refreshing and the live relay end
+    /// (events not yet relayed are dropped), live streams end. Call
     /// after the HTTP server has finished its requests; call
     /// `app.live.close()` as soon as shutdown begins, since a graceful HTTP
     /// shutdown waits for open live streams.
@@ -348,26 +377,53 @@ fn wakatime_routes() -> Router<AppState> {
 
 /// Every route of the API, in one place.
 pub fn router(app: AppState) -> Router {
+    router_with(app, Routes::ALL)
+}
+
+/// Which of ingest's routes a node answers (`serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routes {
+    /// The plugin APIs: pulses, heartbeats and the status bar.
+    pub write: bool,
+    /// The read API and the live feed.
+    pub read: bool,
+}
+
+impl Routes {
+    pub const ALL: Self = Self {
+        write: true,
+        read: true,
+    };
+}
+
+/// The router of `routes`, with `/healthz` always.
+pub fn router_with(app: AppState, routes: Routes) -> Router {
     let read_cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD]);
-    // The handler bounds its body itself (`api::pulses::read_body`).
-    let pulses = post(api::pulses::create);
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/api/my/pulses", pulses.clone())
-        .route("/api/my/pulses/", pulses)
-        .route(
-            "/api/users/{name}",
-            get(api::users::show).layer(read_cors.clone()),
-        )
-        .route(
-            "/api/users/{name}/coding-time",
-            get(api::users::coding_time).layer(read_cors.clone()),
-        )
-        .merge(wakatime_routes())
-        .route("/live", get(live::front).layer(read_cors.clone()))
-        .route("/live/users/{name}", get(live::profile).layer(read_cors))
+    let mut router = Router::new().route("/healthz", get(health::healthz));
+    if routes.write {
+        // The handler bounds its body itself (`api::pulses::read_body`).
+        let pulses = post(api::pulses::create);
+        router = router
+            .route("/api/my/pulses", pulses.clone())
+            .route("/api/my/pulses/", pulses)
+            .merge(wakatime_routes());
+    }
+    if routes.read {
+        router = router
+            .route(
+                "/api/users/{name}",
+                get(api::users::show).layer(read_cors.clone()),
+            )
+            .route(
+                "/api/users/{name}/coding-time",
+                get(api::users::coding_time).layer(read_cors.clone()),
+            )
+            .route("/live", get(live::front).layer(read_cors.clone()))
+            .route("/live/users/{name}", get(live::profile).layer(read_cors));
+    }
+    router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(error::log_server_errors))

@@ -1,9 +1,10 @@
 //! `GET /live` and `GET /live/users/{name}`: accepted pulses as server-sent
 //! events, for open pages.
 //!
-//! One hub task ([`Live::run`]) subscribes to `App.events`. It encodes each
-//! pulse once, as two complete SSE frames (the front page's JSON and the
-//! profile's), keeps the last [`RING_EVENTS`] in a ring for
+//! One hub task ([`Live::run`]) subscribes to `App.events` (and the live
+//! relay's poller hands it other nodes' pulses, `crate::relay`). It encodes
+//! each pulse once, as two complete SSE frames (the front page's JSON and
+//! the profile's), keeps the last [`RING_EVENTS`] in a ring for
 //! `Last-Event-ID` resumes, and forwards it to the front channel (public
 //! pulses only) and to the channel of its user (only while somebody watches
 //! that profile). Every channel is a bounded `tokio::sync::broadcast`, so:
@@ -16,8 +17,9 @@
 //!   (its stream ends). Browsers reconnect with `Last-Event-ID` and get
 //!   what they missed from the ring.
 //!
-//! Event ids are `PulseEvent.seq`, which starts at the process's start time
-//! in milliseconds × 1,000 (`Stats::seq_base`): an earlier run's ids are
+//! Event ids are `PulseEvent.seq`, numbered by this process for its own
+//! pulses and relayed ones alike, from the process's start time in
+//! milliseconds × 1,000 (`Stats::seq_base`): an earlier run's ids are
 //! below the ring and get the whole ring replayed; an id greater than any
 //! seen is treated the same way.
 //!
@@ -292,8 +294,9 @@ impl Live {
     }
 
     /// Sends one pulse to the ring and the channels that show it. Never waits
-    /// for a subscriber.
-    fn publish(&self, event: &PulseEvent) {
+    /// for a subscriber. The hub calls it for this node's pulses, the live
+    /// relay's poller for other nodes' (`crate::relay`).
+    pub(crate) fn publish(&self, event: &PulseEvent) {
         let mut frame = Frame::encode(event);
         // The generation first: a user hidden after it makes it stale.
         frame.generation = self.visibility.generation();

@@ -1,65 +1,17 @@
 //! `GET /live` and `GET /live/users/NAME` over real HTTP, read with an SSE
-//! client (sse-stream over a reqwest byte stream), fed by pulses posted to
-//! the real ingest endpoint.
+//! client (`common::sse`), fed by pulses posted to the real ingest endpoint.
 
 mod common;
 
-use common::{TestApp, eventually, timestamp};
-use futures::{StreamExt, stream::BoxStream};
+use common::{TestApp, eventually, sse::subscribe, timestamp};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sql::test_db;
-use sse_stream::{Sse, SseByteStream};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// An open event stream.
-struct Events {
-    headers: reqwest::header::HeaderMap,
-    blocks: BoxStream<'static, Sse>,
-}
-
-impl Events {
-    /// The next `pulse` event: its id and its data.
-    async fn next(&mut self) -> Option<(u64, Value)> {
-        tokio::time::timeout(WAIT, async {
-            while let Some(block) = self.blocks.next().await {
-                if block.event.as_deref() == Some("pulse") {
-                    let id = block.id.expect("pulse without id").parse().unwrap();
-                    let data = serde_json::from_str(block.data.as_deref().unwrap()).unwrap();
-                    return Some((id, data));
-                }
-            }
-            None
-        })
-        .await
-        .expect("no event within 10 s")
-    }
-
-    /// Whether the stream ends (rather than sending a pulse) within `WAIT`.
-    async fn ends(&mut self) -> bool {
-        self.next().await.is_none()
-    }
-}
-
-async fn subscribe(app: &TestApp, path: &str, last_event_id: Option<u64>) -> Events {
-    let mut request = app
-        .client
-        .get(app.url(path))
-        .header("origin", "http://elsewhere.example");
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id.to_string());
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    let headers = response.headers().clone();
-    let blocks = SseByteStream::new(response.bytes_stream())
-        .filter_map(|block| async move { block.ok() })
-        .boxed();
-    Events { headers, blocks }
-}
 
 fn pulse(language: &str, xp: u32) -> Value {
     json!({"coded_at": timestamp(30, 0), "xps": [{"language": language, "xp": xp}]})

@@ -34,6 +34,8 @@ pub enum Scope {
 
 #[derive(Debug, Default)]
 pub struct RunReport {
+    /// Not run: another node holds the builder lease.
+    pub skipped: bool,
     pub full: bool,
     /// Profiles computed.
     pub profiles: usize,
@@ -60,6 +62,8 @@ struct State {
     public: HashMap<u64, String>,
     /// Public users' coding time per language, for the language pages.
     coding: coding::Totals,
+    /// The builder lease's tenure of the last run.
+    tenure: Option<u64>,
 }
 
 /// The rollup jobs over one store and one output directory. Runs never
@@ -75,6 +79,9 @@ pub struct Rollups {
     keystroke_timeout: Duration,
     /// Where the last successful runs are noted (`status::STATUS_FILE`).
     status_file: Option<std::path::PathBuf>,
+    /// Several nodes share the store: runs only while this node holds the
+    /// builder lease.
+    lease: Option<crate::lease::Lease>,
 }
 
 struct Timer {
@@ -105,7 +112,15 @@ impl Rollups {
             watermark: None,
             keystroke_timeout: sql::coding::DEFAULT_KEYSTROKE_TIMEOUT,
             status_file: None,
+            lease: None,
         }
+    }
+
+    /// Runs only while `lease` is held; the first run of each tenure is a
+    /// full one (another node may have built in between).
+    pub fn with_lease(mut self, lease: crate::lease::Lease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Notes every successful run in `path` (see [`crate::status`]).
@@ -165,10 +180,26 @@ impl Rollups {
     }
 
     /// One run, reported to the metrics and the status file.
-    async fn run_reported(&self, state: &mut State, scope: Scope) -> anyhow::Result<RunReport> {
+    async fn run_reported(&self, state: &mut State, mut scope: Scope) -> anyhow::Result<RunReport> {
+        if let Some(lease) = &self.lease {
+            let Some(tenure) = lease.tenure() else {
+                tracing::debug!("rollup skipped: another node holds the builder lease");
+                return Ok(RunReport {
+                    skipped: true,
+                    ..RunReport::default()
+                });
+            };
+            if state.tenure != Some(tenure) {
+                scope = Scope::Full;
+            }
+        }
+        let tenure = self.lease.as_ref().and_then(|l| l.tenure());
         let asked_full = matches!(scope, Scope::Full);
         let started = Instant::now();
         let result = self.run_locked(state, scope).await;
+        if result.is_ok() {
+            state.tenure = tenure;
+        }
         let full = result.as_ref().map_or(asked_full, |r| r.full);
         let (file, took, ok) = (self.status_file.clone(), started.elapsed(), result.is_ok());
         // The status file is fsync'd: off the runtime's threads.
@@ -377,6 +408,7 @@ impl Rollups {
         };
         state.public = public_names;
         let report = RunReport {
+            skipped: false,
             full,
             profiles,
             removed,

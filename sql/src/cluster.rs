@@ -9,8 +9,11 @@
 //! merging row, live on one shard). Everything reads and writes `T` as in
 //! single-server mode, with two settings on every query:
 //! `insert_distributed_sync = 1` (an INSERT is answered once the shard
-//! holds its rows) and `distributed_product_mode = 'global'` (an `IN` or a
-//! join over two Distributed tables runs once, on the node that asked).
+//! holds its rows) and `distributed_product_mode = 'local'` (an `IN` or a
+//! join over two Distributed tables runs on each shard against its local
+//! tables: right because what is joined is placed by the same user — a
+//! pulse's machine is its user's). 18.16 sends a `GLOBAL` join's table
+//! to the shards without its database, so `'global'` fails there.
 //!
 //! What a Distributed table cannot do, codestats does on each server
 //! itself, through a connection of its own to each ([`Cluster::servers`]):
@@ -47,6 +50,8 @@ pub fn sharding_key(table: &str) -> Option<&'static str> {
         "languages" => "cityHash64(name_key)",
         "account_tokens" => "cityHash64(token_hash)",
         "claims" => "cityHash64(claim_key)",
+        "live_events" => "user_id",
+        "nodes" => "node_id",
         _ => return None,
     })
 }
@@ -123,7 +128,9 @@ impl Cluster {
                 .fetch_all()
                 .await
                 .map_err(|e| {
-                    Error::Invalid(format!("server {url} of cluster {name:?} does not answer: {e}"))
+                    Error::Invalid(format!(
+                        "server {url} of cluster {name:?} does not answer: {e}"
+                    ))
                 })?;
             let [me] = me.as_slice() else {
                 return Err(Error::Invalid(format!(
@@ -203,8 +210,11 @@ impl Cluster {
 /// A cluster name is formatted into the Distributed tables' definitions:
 /// the database name's rules.
 pub fn validate_name(name: &str) -> Result<()> {
-    crate::names::validate_database(name)
-        .map_err(|_| Error::Invalid(format!("cluster name {name:?} must be letters, digits and _")))
+    crate::names::validate_database(name).map_err(|_| {
+        Error::Invalid(format!(
+            "cluster name {name:?} must be letters, digits and _"
+        ))
+    })
 }
 
 /// `url` with its host replaced by `host` (scheme, port and path kept).

@@ -32,7 +32,10 @@ impl std::fmt::Debug for Db {
         f.debug_struct("Db")
             .field("url", &self.url)
             .field("database", &self.database)
-            .field("cluster", &self.cluster.as_ref().map(|c| c.name().to_owned()))
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|c| c.name().to_owned()),
+            )
             .field("local", &self.local)
             .finish_non_exhaustive()
     }
@@ -93,7 +96,7 @@ impl Db {
         let cluster = Cluster::connect(&self, name, urls).await?;
         let cluster_settings = |c: Client| {
             c.with_setting("insert_distributed_sync", "1")
-                .with_setting("distributed_product_mode", "global")
+                .with_setting("distributed_product_mode", "local")
         };
         Ok(Self {
             client: cluster_settings(self.client),

@@ -63,6 +63,18 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0006_heartbeats.sql"),
         cluster: None,
     },
+    Migration {
+        version: 7,
+        name: "live_events",
+        sql: include_str!("../migrations/0007_live_events.sql"),
+        cluster: None,
+    },
+    Migration {
+        version: 8,
+        name: "nodes",
+        sql: include_str!("../migrations/0008_nodes.sql"),
+        cluster: None,
+    },
 ];
 
 #[derive(Row, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 /// The directory the site is built into and served from.
 pub fn site_dir(config: &Config) -> std::path::PathBuf {
-    config.data_dir.join("site")
+    config.site_dir.clone()
 }
 
 pub fn rollups(config: &Config, store: &Store) -> anyhow::Result<Rollups> {

@@ -24,7 +24,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             metrics_listen,
-        } => serve::run(&config, listen, &metrics_listen).await,
+            role,
+        } => serve::run(&config, listen, &metrics_listen, &role).await,
         Command::Clickhouse(cmd) => clickhouse::run(&config, cmd).await,
         Command::Migrate => {
             with_store(&config, async |store| {

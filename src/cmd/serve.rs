@@ -1,7 +1,7 @@
 //! `codestats serve`: the HTTP service, on top of the configured ClickHouse
 //! (or a local one it starts, supervises and stops).
 
-use crate::{config::Config, store::Store};
+use crate::{cli::Role, config::Config, store::Store};
 use anyhow::Context;
 use jobs::{Rollups, Scope};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -22,7 +22,36 @@ pub fn take_passed_socket() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(config: &Config, listen: SocketAddr, metrics_listen: &str) -> anyhow::Result<()> {
+/// What a node does, from `--role`.
+#[derive(Debug, Clone, Copy)]
+struct Roles {
+    ingest: bool,
+    web: bool,
+    builder: bool,
+}
+
+impl Roles {
+    fn of(roles: &[Role]) -> Self {
+        let has = |r: Role| roles.contains(&r) || roles.contains(&Role::All);
+        Self {
+            ingest: has(Role::Ingest),
+            web: has(Role::Web),
+            builder: has(Role::Builder),
+        }
+    }
+
+    fn all(&self) -> bool {
+        self.ingest && self.web && self.builder
+    }
+}
+
+pub async fn run(
+    config: &Config,
+    listen: SocketAddr,
+    metrics_listen: &str,
+    roles: &[Role],
+) -> anyhow::Result<()> {
+    let roles = Roles::of(roles);
     let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
     // Before the store: connections that come while it opens wait in the
     // backlog.
@@ -37,7 +66,7 @@ pub async fn run(config: &Config, listen: SocketAddr, metrics_listen: &str) -> a
         None => None,
     };
     let store = Store::open_migrated(config).await?;
-    let result = serve(config, &store, listener, metrics).await;
+    let result = serve(config, &store, listener, metrics, roles).await;
     store.close().await;
     result
 }
@@ -64,7 +93,13 @@ async fn serve(
     store: &Store,
     listener: tokio::net::TcpListener,
     metrics: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
+    roles: Roles,
 ) -> anyhow::Result<()> {
+    // Other nodes may share the store: a cluster, or a node that is not
+    // everything. Then the live feed goes through ClickHouse and the
+    // rollups run under the builder lease.
+    let several = store.db.cluster().is_some() || !roles.all();
+    tracing::info!(?roles, several, "node");
     let version = store
         .db
         .version()
@@ -79,6 +114,9 @@ async fn serve(
     );
     let limits = ingest::server::ServerLimits::default();
     let mut ingest_config = config.ingest.clone();
+    // Pulses accepted by other nodes reach this node's live feed through
+    // ClickHouse.
+    ingest_config.live_relay = several;
     // Live streams never take more than half the connections.
     ingest_config.max_live_streams = ingest_config
         .max_live_streams
@@ -106,11 +144,44 @@ async fn serve(
     }
     let config = &config;
     let watermark = app.shipper.watermark.clone();
-    let rollups = Arc::new(
-        super::build::rollups(config, store)?
-            .with_watermark(Arc::new(move || watermark.settled_before())),
-    );
-    let rollup_tasks = start_rollups(config, rollups.clone(), &app).await?;
+    let mut rollups = super::build::rollups(config, store)?;
+    let mut node_tasks = Vec::new();
+    let mut lease_task = None;
+    if several {
+        let node_id =
+            ingest::nodes::node_id(&config.data_dir).context("cannot read the node id")?;
+        node_tasks.push(ingest::nodes::report(
+            store.db.clone(),
+            node_id,
+            watermark.clone(),
+        ));
+        let (others, task) = ingest::nodes::Others::follow(store.db.clone(), node_id).await;
+        node_tasks.push(task);
+        rollups = rollups.with_watermark(Arc::new(move || {
+            watermark.settled_before().min(others.lowest())
+        }));
+    } else {
+        rollups = rollups.with_watermark(Arc::new(move || watermark.settled_before()));
+    }
+    if several {
+        let lease = if roles.builder {
+            let (lease, task) = jobs::lease::Lease::start(
+                store.db.clone(),
+                Duration::from_secs(config.lease_term_secs),
+            );
+            lease_task = Some(task);
+            lease
+        } else {
+            jobs::lease::Lease::never()
+        };
+        rollups = rollups.with_lease(lease);
+    }
+    let rollups = Arc::new(rollups);
+    let rollup_tasks = if roles.builder {
+        Some(start_rollups(config, rollups.clone(), &app).await?)
+    } else {
+        None
+    };
 
     let mut web_config = config.web.clone().map_err(anyhow::Error::msg)?;
     web_config.public_url = config.public_url.clone();
@@ -125,13 +196,23 @@ async fn serve(
     let housekeeping = tokio::spawn(housekeeping(store.db.clone()));
 
     let site = super::build::site_dir(config);
-    let router = web::router(web.clone())
-        .merge(ingest::router(app.clone()))
-        .route_layer(axum::middleware::from_fn(ingest::metrics::track_route))
-        .fallback_service(
+    let routes = ingest::Routes {
+        write: roles.ingest,
+        read: roles.web,
+    };
+    let mut router = ingest::router_with(app.clone(), routes);
+    if roles.web {
+        router = web::router(web.clone()).merge(router);
+    }
+    let router = router.route_layer(axum::middleware::from_fn(ingest::metrics::track_route));
+    let router = if roles.web {
+        router.fallback_service(
             builder::serve::router(site)
                 .layer(axum::middleware::from_fn(ingest::metrics::track_site)),
-        );
+        )
+    } else {
+        router.fallback(ingest::error::not_found)
+    };
     tracing::info!(%listen, "serving");
     tracing::info!(
         max_connections = limits.max_connections,
@@ -159,7 +240,12 @@ async fn serve(
     }
     housekeeping.abort();
     web.shutdown().await;
-    rollup_tasks.stop().await;
+    for task in node_tasks.into_iter().chain(lease_task) {
+        task.abort();
+    }
+    if let Some(tasks) = rollup_tasks {
+        tasks.stop().await;
+    }
     tracing::debug!("rollups stopped");
     app.shutdown().await;
     tracing::debug!("ingest stopped");

@@ -313,7 +313,12 @@ impl Task {
         Ok(())
     }
 
-    pub(super) async fn landed(&self, block: &Block, stage: Stage, part: &Part) -> sql::Result<bool> {
+    pub(super) async fn landed(
+        &self,
+        block: &Block,
+        stage: Stage,
+        part: &Part,
+    ) -> sql::Result<bool> {
         let rows = part.pick(self, self.live_rows(block).await?, |r| r.user_id);
         if stage == Stage::Heartbeats {
             let beats = part.pick(self, self.live_heartbeats(block), |r| r.user_id);

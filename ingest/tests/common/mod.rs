@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod sse;
+
 use ingest::{
     App, AppState, IngestConfig,
     server::{RunningServer, ServerLimits},
