@@ -43,15 +43,21 @@ fn now() -> u32 {
 }
 
 /// The data tables of `db`: all but the migrations'.
+/// The tables a dump holds: all but the migrations' and the running nodes'
+/// state (`sql::backup::NOT_DUMPED`).
 async fn tables(db: &Db) -> Vec<String> {
-    db.client()
+    let all: Vec<String> = db
+        .client()
         .query(
             "SELECT name FROM system.tables WHERE database = currentDatabase() \
              AND name != 'schema_migrations' ORDER BY name",
         )
         .fetch_all()
         .await
-        .unwrap()
+        .unwrap();
+    all.into_iter()
+        .filter(|t| !sql::backup::NOT_DUMPED.contains(&t.as_str()))
+        .collect()
 }
 
 /// The rows of `table` that match `filter` (SQL of this file), as sorted

@@ -39,10 +39,6 @@ impl Roles {
             builder: has(Role::Builder),
         }
     }
-
-    fn all(&self) -> bool {
-        self.ingest && self.web && self.builder
-    }
 }
 
 pub async fn run(
@@ -51,6 +47,8 @@ pub async fn run(
     metrics_listen: &str,
     roles: &[Role],
 ) -> anyhow::Result<()> {
+    // Roles named, even every one: this node shares the store with others.
+    let named = roles != [Role::All];
     let roles = Roles::of(roles);
     let _lock = crate::lock::ServeLock::acquire(&config.data_dir)?;
     // Before the store: connections that come while it opens wait in the
@@ -66,7 +64,8 @@ pub async fn run(
         None => None,
     };
     let store = Store::open_migrated(config).await?;
-    let result = serve(config, &store, listener, metrics, roles).await;
+    let several = named || store.db.cluster().is_some();
+    let result = serve(config, &store, listener, metrics, roles, several).await;
     store.close().await;
     result
 }
@@ -94,11 +93,11 @@ async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Option<(SocketAddr, metrics_exporter_prometheus::PrometheusHandle)>,
     roles: Roles,
+    several: bool,
 ) -> anyhow::Result<()> {
-    // Other nodes may share the store: a cluster, or a node that is not
-    // everything. Then the live feed goes through ClickHouse and the
-    // rollups run under the builder lease.
-    let several = store.db.cluster().is_some() || !roles.all();
+    // Other nodes may share the store (a cluster, or roles named): then the
+    // live feed goes through ClickHouse and the rollups run under the
+    // builder lease.
     tracing::info!(?roles, several, "node");
     let version = store
         .db

@@ -251,6 +251,8 @@ struct Writer<'a> {
     /// The user's machines by name (pulses).
     machines: HashMap<String, u64>,
     received_at: u32,
+    /// Where the rows are inserted: the store, or the user's shard.
+    target: Db,
 }
 
 impl<'a> Writer<'a> {
@@ -262,8 +264,12 @@ impl<'a> Writer<'a> {
             .into_iter()
             .map(|m| (m.name, m.machine_id))
             .collect();
+        // One user's rows: in cluster mode, straight into their shard, as
+        // the shipper writes (`sql::cluster`).
+        let target = db.shards().swap_remove(db.shard_of(options.user.user_id));
         Ok(Self {
             db,
+            target,
             user: &options.user,
             languages,
             machines,
@@ -306,7 +312,7 @@ impl<'a> Writer<'a> {
         }
         let block_id = chunk_id(rows.iter().map(|r| r.heartbeat_id));
         let rows = sql::blocks::stamp(rows, block_id, self.received_at);
-        sql::heartbeats::insert(self.db, block_id, &rows).await?;
+        sql::heartbeats::insert(&self.target, block_id, &rows).await?;
         report.imported += rows.len() as u64;
         Ok(())
     }
@@ -338,9 +344,9 @@ impl<'a> Writer<'a> {
         let rows = sql::blocks::stamp(rows, block_id, self.received_at);
         // Aggregates first, under the chunk's marker; then the pulses.
         if !sql::import::xp_marker_landed(self.db, block_id).await? {
-            sql::blocks::insert_xp(self.db, block_id, self.received_at, &rows).await?;
+            sql::blocks::insert_xp(&self.target, block_id, self.received_at, &rows).await?;
         }
-        sql::blocks::insert_pulses(self.db, block_id, &rows).await?;
+        sql::blocks::insert_pulses(&self.target, block_id, &rows).await?;
         report.imported += rows.len() as u64;
         Ok(())
     }

@@ -178,17 +178,25 @@ struct ColumnRow {
     data_type: String,
 }
 
-/// The data tables of `db`'s database (not the migrations' table, views or
-/// a view's inner table), the log-fed ones first, then by name.
+/// Tables of the running nodes' state, left out of dumps: the live relay's
+/// last minutes and the nodes' watermarks mean nothing after a restore
+/// (the relay reads only seconds back; nodes report again).
+pub const NOT_DUMPED: [&str; 2] = ["live_events", "nodes"];
+
+/// The data tables of `db`'s database (not the migrations' table,
+/// [`NOT_DUMPED`], views or a view's inner table), the log-fed ones first,
+/// then by name.
 pub(crate) async fn tables(db: &Db) -> Result<Vec<TableInfo>> {
     let tables: Vec<TableRow> = db
         .client()
         .query(
             "SELECT name, engine FROM system.tables WHERE database = currentDatabase() \
-             AND name != ? AND engine NOT LIKE '%View' AND engine != 'Dictionary' \
+             AND name NOT IN (?, ?, ?) AND engine NOT LIKE '%View' AND engine != 'Dictionary' \
              AND NOT startsWith(name, '.') ORDER BY name",
         )
         .bind(MIGRATIONS_TABLE)
+        .bind(NOT_DUMPED[0])
+        .bind(NOT_DUMPED[1])
         .fetch_all()
         .await?;
     // No `position` column on 18.16: the rows come in the table's order.
