@@ -141,16 +141,12 @@ pub async fn mark_used(db: &Db, row: &AccountToken) -> Result<()> {
 
 /// Deletes tokens that expired a day ago or more (housekeeping).
 pub async fn delete_expired(db: &Db) -> Result<()> {
-    for server in db.each_server() {
-        server
-            .client()
-            .query("ALTER TABLE ? DELETE WHERE expires_at < ?")
-            .bind(clickhouse::sql::Identifier(&server.table("account_tokens")))
-            .bind(now_secs().saturating_sub(86_400))
-            .execute()
-            .await?;
-    }
-    Ok(())
+    db.delete_where(
+        "account_tokens",
+        "expires_at < ?",
+        now_secs().saturating_sub(86_400),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -152,16 +152,7 @@ pub async fn finish(db: &Db, key: &str, won: &Won) -> Result<()> {
 /// Deletes claims older than the window (housekeeping; they decide nothing).
 pub async fn delete_expired(db: &Db) -> Result<()> {
     let before = now_nanos().saturating_sub(2 * CLAIM_WINDOW.as_nanos() as u64);
-    for server in db.each_server() {
-        server
-            .client()
-            .query("ALTER TABLE ? DELETE WHERE claimed_at < ?")
-            .bind(clickhouse::sql::Identifier(&server.table("claims")))
-            .bind(before)
-            .execute()
-            .await?;
-    }
-    Ok(())
+    db.delete_where("claims", "claimed_at < ?", before).await
 }
 
 #[cfg(test)]

@@ -150,9 +150,30 @@ impl Db {
         }
     }
 
-    /// The handle a row whose sharding key is `user_id` is written through
-    /// when it must land in one INSERT on its shard (the shipper's blocks):
-    /// the shard's server, or this one; and the shard's index.
+    /// `ALTER TABLE table DELETE WHERE condition` (a mutation: the rows go
+    /// within moments) on every server: `table` and `condition` come from
+    /// code, the condition's one `?` is `value`.
+    pub async fn delete_where(
+        &self,
+        table: &str,
+        condition: &str,
+        value: impl clickhouse::sql::Bind + Clone,
+    ) -> Result<()> {
+        let sql = format!("ALTER TABLE ? DELETE WHERE {condition}");
+        for server in self.each_server() {
+            server
+                .client()
+                .query(&sql)
+                .bind(Identifier(&server.table(table)))
+                .bind(value.clone())
+                .execute()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The shard (an index into [`Db::shards`]) a row whose sharding key
+    /// is `user_id` lives on: 0 outside cluster mode.
     pub fn shard_of(&self, user_id: u64) -> usize {
         self.cluster.as_ref().map_or(0, |c| c.shard_of(user_id))
     }

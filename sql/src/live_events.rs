@@ -67,16 +67,7 @@ pub async fn since(db: &Db, since_ms: u64, node_id: u64, limit: u64) -> Result<V
 /// Deletes the events before `before_ms` (unix milliseconds), on every
 /// server of a cluster (a mutation: gone within moments).
 pub async fn delete_before(db: &Db, before_ms: u64) -> Result<()> {
-    for server in db.each_server() {
-        server
-            .client()
-            .query("ALTER TABLE ? DELETE WHERE event_ms < ?")
-            .bind(clickhouse::sql::Identifier(&server.table(TABLE)))
-            .bind(before_ms)
-            .execute()
-            .await?;
-    }
-    Ok(())
+    db.delete_where(TABLE, "event_ms < ?", before_ms).await
 }
 
 #[cfg(test)]

@@ -54,14 +54,6 @@ pub async fn lowest_watermark(db: &Db, alive_since: u32, except: u64) -> Result<
 
 /// Drops the reports of nodes silent since `before` (housekeeping).
 pub async fn forget_silent(db: &Db, before: u32) -> Result<()> {
-    for server in db.each_server() {
-        server
-            .client()
-            .query("ALTER TABLE ? DELETE WHERE reported_at < toDateTime(?)")
-            .bind(clickhouse::sql::Identifier(&server.table("nodes")))
-            .bind(before)
-            .execute()
-            .await?;
-    }
-    Ok(())
+    db.delete_where("nodes", "reported_at < toDateTime(?)", before)
+        .await
 }

@@ -64,7 +64,7 @@ pub async fn mark_machines_deleted(db: &Db, user_id: u64) -> Result<()> {
 pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
     delete_pulses(db, "user_id", user_id).await?;
     for table in ["user_secrets", "account_tokens"] {
-        delete_where(db, table, "user_id", user_id).await?;
+        db.delete_where(table, "user_id = ?", user_id).await?;
     }
     Ok(())
 }
@@ -73,24 +73,7 @@ pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
 /// user's rows themselves, every version (the older ones hold the email,
 /// and without the deleted mark they would be the user again).
 pub async fn delete_user_row(db: &Db, user_id: u64) -> Result<()> {
-    delete_where(db, "users", "user_id", user_id).await
-}
-
-/// `ALTER TABLE table DELETE WHERE column = id` (a mutation: the rows are
-/// gone within moments), on every server of a cluster. `table` and
-/// `column` are names from code.
-pub(crate) async fn delete_where(db: &Db, table: &str, column: &str, id: u64) -> Result<()> {
-    for server in db.each_server() {
-        server
-            .client()
-            .query("ALTER TABLE ? DELETE WHERE ? = ?")
-            .bind(clickhouse::sql::Identifier(&server.table(table)))
-            .bind(clickhouse::sql::Identifier(column))
-            .bind(id)
-            .execute()
-            .await?;
-    }
-    Ok(())
+    db.delete_where("users", "user_id = ?", user_id).await
 }
 
 /// The row that marks `machine` deleted.
@@ -112,7 +95,7 @@ pub async fn delete_machine_rows(db: &Db, machine_id: u64) -> Result<()> {
 /// whose `column`, a column name from code, is `id`.
 pub(crate) async fn delete_pulses(db: &Db, column: &str, id: u64) -> Result<()> {
     for table in ["pulses", "xp_hourly", "heartbeats"] {
-        delete_where(db, table, column, id).await?;
+        db.delete_where(table, &format!("{column} = ?"), id).await?;
     }
     Ok(())
 }
