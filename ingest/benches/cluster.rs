@@ -76,14 +76,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        fn var(name: &str, default: u64) -> u64 {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
-                Err(_) => default,
-            }
-        }
+        let var = load::env_number;
         Self {
             connections: var("BENCH_CONNECTIONS", 256).max(1) as usize,
             measured: Duration::from_secs(var("BENCH_SECS", 10).max(1)),

@@ -66,14 +66,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        fn var(name: &str, default: u64) -> u64 {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
-                Err(_) => default,
-            }
-        }
+        let var = load::env_number;
         let long = std::env::args().any(|a| a == "--long");
         let connections = std::env::var("BENCH_CONNECTIONS")
             .unwrap_or_else(|_| "64,256,1024".into())

@@ -62,6 +62,17 @@ impl Load {
     }
 }
 
+/// The whole number in environment variable `name`, or `default` when it
+/// is unset; anything else stops the benchmark.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
+        Err(_) => default,
+    }
+}
+
 /// The HTTP floor: reads and parses the body as ingest does (the same
 /// parser), answers what ingest answers, stores nothing.
 pub fn floor_router() -> Router {
