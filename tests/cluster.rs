@@ -275,20 +275,11 @@ async fn two_nodes_on_two_shards_share_everything_through_clickhouse() {
     }
     let env = shards.node_env(0);
     cli(&env, &["migrate"]);
-    let cluster = sql::Db::new(
-        &shards.url(0),
-        &sql::ClickHouseConfig {
-            url: Some(shards.url(0)),
-            user: shards.env["CODESTATS_CLICKHOUSE_USER"].clone(),
-            password: sql::secret::Secret::new(shards.password()),
-            database: DATABASE.to_owned(),
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .with_cluster(CLUSTER, &[shards.url(0), shards.url(1)])
-    .await
-    .unwrap();
+    let cluster = shards
+        .server(0)
+        .with_cluster(CLUSTER, &[shards.url(0), shards.url(1)])
+        .await
+        .unwrap();
 
     // Users until each shard has two.
     let mut users: Vec<User> = Vec::new();

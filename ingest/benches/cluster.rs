@@ -87,17 +87,7 @@ impl Settings {
 
 fn main() -> ExitCode {
     let settings = Settings::from_env();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(run(&settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("\nBENCHMARK FAILED: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    load::run_main(run(&settings))
 }
 
 fn target_dir() -> PathBuf {
@@ -361,54 +351,44 @@ async fn run(settings: &Settings) -> Result<(), String> {
     }];
     progress(rows.last(), settings);
 
-    let node = Node::start(&single).await?;
-    let row = measure(
-        "(a) one node, one server",
-        &single,
-        std::slice::from_ref(&node),
-        &single_tokens,
-        &body,
-        settings,
-    )
-    .await;
-    node.stop().await;
-    rows.push(row?);
-    progress(rows.last(), settings);
-
-    let node = Node::start(&entry).await?;
-    let row = measure(
-        "(b) one node, two shards",
-        &entry,
-        std::slice::from_ref(&node),
-        &cluster_tokens,
-        &body,
-        settings,
-    )
-    .await;
-    node.stop().await;
-    rows.push(row?);
-    progress(rows.last(), settings);
-
     let second = shards.cluster(&urls[1]).await?;
-    let nodes = [Node::start(&entry).await?, Node::start(&second).await?];
-    let row = measure(
-        "(c) two nodes, two shards",
-        &entry,
-        &nodes,
-        &cluster_tokens,
-        &body,
-        settings,
-    )
-    .await;
-    for node in nodes {
-        node.stop().await;
+    let phases: [(&'static str, &[&Db], &[String]); 3] = [
+        ("(a) one node, one server", &[&single], &single_tokens),
+        ("(b) one node, two shards", &[&entry], &cluster_tokens),
+        (
+            "(c) two nodes, two shards",
+            &[&entry, &second],
+            &cluster_tokens,
+        ),
+    ];
+    for (name, on, tokens) in phases {
+        rows.push(phase(name, on, tokens, &body, settings).await?);
+        progress(rows.last(), settings);
     }
-    rows.push(row?);
-    progress(rows.last(), settings);
 
     print_table(&rows, settings);
     drop(shards);
     Ok(())
+}
+
+/// Starts a node on each of `on`, measures them ([`measure`], counting the
+/// rows through the first) and stops them.
+async fn phase(
+    name: &'static str,
+    on: &[&Db],
+    tokens: &[String],
+    body: &Bytes,
+    settings: &Settings,
+) -> Result<Row, String> {
+    let mut nodes = Vec::new();
+    for node_db in on {
+        nodes.push(Node::start(node_db).await?);
+    }
+    let row = measure(name, on[0], &nodes, tokens, body, settings).await;
+    for node in nodes {
+        node.stop().await;
+    }
+    row
 }
 
 /// Drives `nodes` with the load, waits until `db` holds every pulse they

@@ -93,17 +93,7 @@ impl Settings {
 
 fn main() -> ExitCode {
     let settings = Settings::from_env();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(run(&settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("\nBENCHMARK FAILED: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    load::run_main(run(&settings))
 }
 
 async fn run(settings: &Settings) -> Result<(), String> {

@@ -55,23 +55,24 @@ pub struct Lease {
 impl Lease {
     /// Starts contending for the lease on `db` with terms of `term`.
     pub fn start(db: Db, term: Duration) -> (Self, JoinHandle<()>) {
-        let lease = Self {
-            term: term.max(MARGIN * 2),
-            since: Arc::new(AtomicU64::new(NONE)),
-            until: Arc::new(AtomicU64::new(NONE)),
-        };
+        let lease = Self::idle(term.max(MARGIN * 2));
         let task = tokio::spawn(lease.clone().contend(db));
         (lease, task)
+    }
+
+    /// Holding no term, contending for none.
+    fn idle(term: Duration) -> Self {
+        Self {
+            term,
+            since: Arc::new(AtomicU64::new(NONE)),
+            until: Arc::new(AtomicU64::new(NONE)),
+        }
     }
 
     /// A lease this node never holds: a node that shares the store and is
     /// no builder never runs the rollups.
     pub fn never() -> Self {
-        Self {
-            term: DEFAULT_TERM,
-            since: Arc::new(AtomicU64::new(NONE)),
-            until: Arc::new(AtomicU64::new(NONE)),
-        }
+        Self::idle(DEFAULT_TERM)
     }
 
     /// The tenure this node holds the lease in now (its first term), if it

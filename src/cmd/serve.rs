@@ -145,35 +145,10 @@ async fn serve(
     let watermark = app.shipper.watermark.clone();
     let mut rollups = super::build::rollups(config, store)?;
     let mut node_tasks = Vec::new();
-    let mut lease_task = None;
     if several {
-        let node_id =
-            ingest::nodes::node_id(&config.data_dir).context("cannot read the node id")?;
-        node_tasks.push(ingest::nodes::report(
-            store.db.clone(),
-            node_id,
-            watermark.clone(),
-        ));
-        let (others, task) = ingest::nodes::Others::follow(store.db.clone(), node_id).await;
-        node_tasks.push(task);
-        rollups = rollups.with_watermark(Arc::new(move || {
-            watermark.settled_before().min(others.lowest())
-        }));
+        (rollups, node_tasks) = share_store(config, store, roles, watermark, rollups).await?;
     } else {
         rollups = rollups.with_watermark(Arc::new(move || watermark.settled_before()));
-    }
-    if several {
-        let lease = if roles.builder {
-            let (lease, task) = jobs::lease::Lease::start(
-                store.db.clone(),
-                Duration::from_secs(config.lease_term_secs),
-            );
-            lease_task = Some(task);
-            lease
-        } else {
-            jobs::lease::Lease::never()
-        };
-        rollups = rollups.with_lease(lease);
     }
     let rollups = Arc::new(rollups);
     let rollup_tasks = if roles.builder {
@@ -239,7 +214,7 @@ async fn serve(
     }
     housekeeping.abort();
     web.shutdown().await;
-    for task in node_tasks.into_iter().chain(lease_task) {
+    for task in node_tasks {
         task.abort();
     }
     if let Some(tasks) = rollup_tasks {
@@ -249,6 +224,44 @@ async fn serve(
     app.shutdown().await;
     tracing::debug!("ingest stopped");
     Ok(())
+}
+
+/// A node that shares the store: an ingest node reports its insertion
+/// watermark; a builder reads no further than the other nodes' and runs
+/// only under the builder lease; any other node never runs the rollups.
+/// Returns the rollups and the tasks that do it.
+async fn share_store(
+    config: &Config,
+    store: &Store,
+    roles: Roles,
+    watermark: Arc<ingest::ship::Watermark>,
+    rollups: Rollups,
+) -> anyhow::Result<(Rollups, Vec<tokio::task::JoinHandle<()>>)> {
+    let node_id = ingest::nodes::node_id(&config.data_dir).context("cannot read the node id")?;
+    let mut tasks = Vec::new();
+    if roles.ingest {
+        tasks.push(ingest::nodes::report(
+            store.db.clone(),
+            node_id,
+            watermark.clone(),
+        ));
+    }
+    if !roles.builder {
+        return Ok((rollups.with_lease(jobs::lease::Lease::never()), tasks));
+    }
+    let (others, task) = ingest::nodes::Others::follow(store.db.clone(), node_id).await;
+    tasks.push(task);
+    let (lease, task) = jobs::lease::Lease::start(
+        store.db.clone(),
+        Duration::from_secs(config.lease_term_secs),
+    );
+    tasks.push(task);
+    let rollups = rollups
+        .with_watermark(Arc::new(move || {
+            watermark.settled_before().min(others.lowest())
+        }))
+        .with_lease(lease);
+    Ok((rollups, tasks))
 }
 
 /// The rollups of a running server: a full run now, then the schedule, and

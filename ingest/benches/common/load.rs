@@ -62,6 +62,24 @@ impl Load {
     }
 }
 
+/// Runs a benchmark on a multi-threaded runtime: success, or its message
+/// and a failing exit code.
+pub fn run_main(
+    bench: impl std::future::Future<Output = Result<(), String>>,
+) -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(bench) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("\nBENCHMARK FAILED: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The whole number in environment variable `name`, or `default` when it
 /// is unset; anything else stops the benchmark.
 pub fn env_number(name: &str, default: u64) -> u64 {

@@ -29,7 +29,7 @@
 mod poll;
 mod publish;
 
-use crate::{Stats, events::EventSender, live::Live};
+use crate::{Stats, events::EventSender, live::Live, ship::now_millis as now_ms};
 use sql::Db;
 use std::{sync::Arc, time::Duration};
 use tokio::task::JoinHandle;
@@ -112,14 +112,6 @@ async fn housekeeping(db: Db, stop: CancellationToken) {
             failed("delete", &error);
         }
     }
-}
-
-/// Unix milliseconds now.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Why a relay request failed.
