@@ -577,15 +577,18 @@ async fn two_nodes_on_two_shards_share_everything_through_clickhouse() {
     }
     assert!(compared >= 5, "{compared} queries compared");
 
-    // The builder lease: one node built the shared site, and both serve it.
+    // The builder lease: a lease holder built the shared site, and both
+    // nodes serve it. The lease may move while a shard is down (its claims
+    // cannot all be written), so which node built is not fixed here; that
+    // two never hold it at once is `jobs/tests/lease.rs`'s.
     let page = format!("/users/{}/", users[0].name);
     a.wait_for(&page, |_| true).await;
     b.wait_for(&page, |_| true).await;
-    let logs_lease = [data_a.path(), data_b.path()]
+    let builders = [data_a.path(), data_b.path()]
         .iter()
         .filter(|d| d.join("rollups.json").exists())
         .count();
-    assert_eq!(logs_lease, 1, "rollups ran on {logs_lease} nodes");
+    assert!(builders >= 1, "no node ran the rollups");
 
     drop((a, b));
     single.drop_database().await.unwrap();
@@ -596,7 +599,7 @@ async fn two_nodes_on_two_shards_share_everything_through_clickhouse() {
         "cluster: {} users over 2 shards ({per_shard:?} rows), live relay {relayed:?}, \
          landed {landed:?}, token refused on both after {refused_after:?}, \
          shard outage {outage:?} caught up {caught_up:?} after restart, {compared} queries equal, \
-         {:.1} s in all",
+         {builders} node(s) held the lease, {:.1} s in all",
         users.len(),
         started.elapsed().as_secs_f64()
     );
