@@ -74,6 +74,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Language aliases: names plugins send, shown as another.
+    #[command(subcommand)]
+    Languages(LanguagesCommand),
     /// Make one-time sign-up links.
     #[command(subcommand)]
     Invites(InvitesCommand),
@@ -172,19 +175,38 @@ pub enum UsersCommand {
     },
     /// List users.
     List,
-    /// Change a user's visibility.
+    /// Change a user's visibility, or whether they are on the leaderboards.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+        .args(["private", "public", "leaderboards", "no_leaderboards"])))]
     Set {
         name: String,
-        #[arg(long, conflicts_with = "public", required_unless_present = "public")]
+        #[arg(long, conflicts_with = "public")]
         private: bool,
         #[arg(long)]
         public: bool,
+        /// List the user on the leaderboards again (the default).
+        #[arg(long, conflicts_with = "no_leaderboards")]
+        leaderboards: bool,
+        /// Leave the user off every leaderboard, profile still public.
+        #[arg(long)]
+        no_leaderboards: bool,
     },
     /// Delete a user with their machines and all their XP.
     Delete { name: String },
     /// Print a one-time link that sets a new password for the user (works
     /// for an hour; for servers without SMTP, and users made here).
     ResetPassword { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LanguagesCommand {
+    /// Show FROM (any case) as TO on every page, leaderboard, badge and in
+    /// the read API; applies to all history at the next full rollup.
+    Alias { from: String, to: String },
+    /// Remove FROM's alias (a default one too).
+    Unalias { from: String },
+    /// List the aliases in force (defaults marked).
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::embed::{self, EmbedView};
+use crate::leaderboards::{self, Boards};
 use crate::model::{ProfileModel, SiteModel};
 use crate::render::Renderer;
 use crate::view::{
     self, FrontView, LanguageView, LanguagesView, NotFoundView, ProfileView, SiteView,
 };
 use crate::write::{self, Kind, SiteLock, Writer};
-use crate::{Error, charts, json, paths};
+use crate::{Error, charts, json, paths, year};
 
 /// Default site name shown in titles.
 pub const DEFAULT_SITE_NAME: &str = "codestats";
@@ -51,7 +53,7 @@ impl BuildReport {
 
 /// Refuses a model where one page would replace another: usernames must be
 /// unique case-insensitively (their JSON is keyed by the lower-cased name),
-/// language names exactly.
+/// language names exactly, leaderboards by period and language.
 fn check_unique(site: &SiteModel) -> Result<(), Error> {
     let mut users = HashSet::new();
     for p in &site.profiles {
@@ -71,7 +73,7 @@ fn check_unique(site: &SiteModel) -> Result<(), Error> {
             });
         }
     }
-    Ok(())
+    leaderboards::check_unique(&site.leaderboards)
 }
 
 /// Renders [`SiteModel`]s into one output directory.
@@ -171,10 +173,12 @@ impl Builder {
     }
 
     /// Rewrites the pages and JSON of the `dirty` users, and the shared
-    /// pages (front page, language pages, 404, assets), in place, one file
-    /// at a time (each atomically). A dirty user missing from `site`
-    /// (deleted, or now private) has their pages and JSON removed. Without
-    /// a built site yet, this is a full [`build`](Self::build).
+    /// pages (front page, language pages, leaderboards, 404, assets), in
+    /// place, one file at a time (each atomically); language pages and
+    /// language boards no longer in `site` are removed. A dirty user
+    /// missing from `site` (deleted, or now private) has their pages and
+    /// JSON removed. Without a built site yet, this is a full
+    /// [`build`](Self::build).
     #[tracing::instrument(skip_all, fields(dir = %self.output_dir.display(), dirty = dirty.len()))]
     pub fn build_users(
         &self,
@@ -209,6 +213,7 @@ impl Builder {
         self.write_assets(&mut w)?;
         self.write_shared(&mut w, site)?;
         self.remove_gone_languages(&mut w, site)?;
+        leaderboards::remove_gone(&mut w, &site.leaderboards)?;
         report.users = site
             .profiles
             .iter()
@@ -260,10 +265,12 @@ impl Builder {
         p: &ProfileModel,
     ) -> Result<(), Error> {
         let dir = paths::user_dir(&p.username);
-        let grid = charts::year_grid(p.today, &p.daily);
+        let grid = year::inline_svg(p.today, &p.daily);
+        let site_view = self.site_view(site);
+        let snippets = EmbedView::new(&site_view.public_url, &self.site_name, p);
         let page = self.renderer.render(
             "profile.html",
-            &ProfileView::new(self.site_view(site), p, grid),
+            &ProfileView::new(site_view, p, grid, snippets),
         )?;
         w.write_content(&dir.join("index.html"), page.as_bytes(), Kind::Page)?;
         if p.total_xp > 0 {
@@ -274,6 +281,7 @@ impl Builder {
             let svg = charts::last_14_days(&p.username, &p.last_14_days)?;
             w.write_content(&dir.join(view::DAYS14_SVG), svg.as_bytes(), Kind::Chart)?;
         }
+        embed::write(w, &self.site_name, p)?;
         let doc = json::user_json(p)?;
         w.write_content(
             &paths::api_user_file(&p.username),
@@ -289,8 +297,10 @@ impl Builder {
         Ok(())
     }
 
-    /// Front page, language pages, the language list and the 404 page.
+    /// Front page, language pages, the language list, the leaderboards and
+    /// the 404 page.
     fn write_shared(&self, w: &mut Writer<'_>, site: &SiteModel) -> Result<(), Error> {
+        let boards = Boards::new(&site.leaderboards);
         let page = self.renderer.render(
             "index.html",
             &FrontView::new(self.site_view(site), &site.front),
@@ -315,7 +325,11 @@ impl Builder {
             let dir = paths::language_dir(&language.name);
             let page = self.renderer.render(
                 "language.html",
-                &LanguageView::new(self.site_view(site), language),
+                &LanguageView::new(
+                    self.site_view(site),
+                    language,
+                    &boards.periods_of(Some(&language.name)),
+                ),
             )?;
             w.write_content(&dir.join("index.html"), page.as_bytes(), Kind::Page)?;
             let svg = charts::xp_per_day(
@@ -324,6 +338,13 @@ impl Builder {
             )?;
             w.write_content(&dir.join(view::LANGUAGE_SVG), svg.as_bytes(), Kind::Chart)?;
         }
+        leaderboards::write(
+            w,
+            &self.renderer,
+            &self.site_view(site),
+            &boards,
+            &site.languages,
+        )?;
         let page = self.renderer.render(
             "404.html",
             &NotFoundView {
@@ -336,25 +357,11 @@ impl Builder {
 
     /// Incremental builds: drops language folders no longer in the model.
     fn remove_gone_languages(&self, w: &mut Writer<'_>, site: &SiteModel) -> Result<(), Error> {
-        let dir = self.output_dir.join(paths::LANGUAGES_DIR);
         let keep: HashSet<String> = site
             .languages
             .iter()
             .map(|l| paths::segment(&l.name))
             .collect();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("read directory", &dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("read directory", &dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir && !keep.contains(&name) {
-                w.remove(&Path::new(paths::LANGUAGES_DIR).join(&name))?;
-            }
-        }
-        Ok(())
+        w.remove_dirs_except(Path::new(paths::LANGUAGES_DIR), &keep)
     }
 }

@@ -1,4 +1,5 @@
-//! SVG charts: plotters into a `String`, plus the hand-written year grid.
+//! SVG charts: plotters into a `String` (the year grid, drawn by hand, is
+//! [`crate::year`]).
 //!
 //! Every chart starts with a `<title>` (and `role="img"`) for screen readers.
 //! User-provided text (language names in legends, names in titles) passes
@@ -10,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -423,98 +424,6 @@ pub fn xp_per_minute(now: i64, minutes: &[MinuteXp]) -> Result<String, Error> {
     })
 }
 
-/// Size of one day's square in the year grid, and the gap after it.
-const CELL: i64 = 11;
-const STEP: i64 = 13;
-const GRID_LEFT: i64 = 30;
-const GRID_TOP: i64 = 16;
-/// Weeks in the year grid.
-pub const WEEKS: i64 = 53;
-
-/// The GitHub-style year grid as inline SVG: one column per week (Monday
-/// on top), the 53 weeks ending with `today`. Cells have classes `c0`–`c4`
-/// (no XP, then quartiles of the days with XP) styled by the site's
-/// stylesheet, `today` marks today, and each cell has a `<title>` tooltip.
-/// Contains no user-provided text.
-pub fn year_grid(today: NaiveDate, daily: &[DailyXp]) -> String {
-    let weekday = i64::from(today.weekday().num_days_from_monday());
-    let start = today - Duration::days(weekday + (WEEKS - 1) * 7);
-    let xp: BTreeMap<NaiveDate, u64> = daily
-        .iter()
-        .filter(|d| d.date >= start && d.date <= today)
-        .map(|d| (d.date, d.xp))
-        .collect();
-    let mut nonzero: Vec<u64> = xp.values().copied().filter(|v| *v > 0).collect();
-    nonzero.sort_unstable();
-    let quartile = |q: usize| {
-        nonzero
-            .get((nonzero.len() * q / 4).min(nonzero.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    let (q1, q2, q3) = (quartile(1), quartile(2), quartile(3));
-    let class = |v: u64| match v {
-        0 => 0,
-        v if v < q1 => 1,
-        v if v < q2 => 2,
-        v if v < q3 => 3,
-        _ => 4,
-    };
-    let width = GRID_LEFT + WEEKS * STEP;
-    let height = GRID_TOP + 7 * STEP;
-    let total: u64 = xp.values().sum();
-    let days_with_xp = nonzero.len();
-    let mut out = format!(
-        "<svg class=\"year\" role=\"img\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\">\n<title>XP per day, {} to {}: {} XP on {days_with_xp} days</title>\n",
-        start.format("%Y-%m-%d"),
-        today.format("%Y-%m-%d"),
-        crate::render::thousands(total),
-    );
-    for (row, name) in [(0, "Mon"), (2, "Wed"), (4, "Fri")] {
-        out.push_str(&format!(
-            "<text x=\"0\" y=\"{}\">{name}</text>\n",
-            GRID_TOP + row * STEP + CELL - 1
-        ));
-    }
-    let mut last_month = None;
-    for week in 0..WEEKS {
-        let monday = start + Duration::days(week * 7);
-        // label a month above the first week that starts in it
-        let month = monday.month();
-        if last_month != Some(month) {
-            // the first week of a month; the first column only if the next
-            // label is far enough away not to overlap
-            let first_week = monday.day() <= 7 || (week == 0 && monday.day() <= 14);
-            if first_week && week < WEEKS - 2 {
-                out.push_str(&format!(
-                    "<text x=\"{}\" y=\"10\">{}</text>\n",
-                    GRID_LEFT + week * STEP,
-                    monday.format("%b")
-                ));
-            }
-            last_month = Some(month);
-        }
-        for row in 0..7 {
-            let date = monday + Duration::days(row);
-            if date > today {
-                break;
-            }
-            let v = xp.get(&date).copied().unwrap_or(0);
-            let today_class = if date == today { " today" } else { "" };
-            out.push_str(&format!(
-                "<rect x=\"{}\" y=\"{}\" width=\"{CELL}\" height=\"{CELL}\" rx=\"2\" class=\"c{}{today_class}\"><title>{}: {} XP</title></rect>\n",
-                GRID_LEFT + week * STEP,
-                GRID_TOP + row * STEP,
-                class(v),
-                date.format("%Y-%m-%d"),
-                crate::render::thousands(v),
-            ));
-        }
-    }
-    out.push_str("</svg>\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,7 +475,5 @@ mod tests {
         last_14_days("a", &[]).unwrap();
         xp_per_day("t", &[]).unwrap();
         xp_per_minute(0, &[]).unwrap();
-        let grid = year_grid(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(), &[]);
-        assert_eq!(grid.matches("<rect").count(), 52 * 7 + 1);
     }
 }

@@ -62,7 +62,10 @@ struct CodingJson<'a> {
     dates: BTreeMap<String, u64>,
 }
 
-fn inert(text: String) -> String {
+/// `text` with `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026`
+/// (the same JSON value), so a document stays inert even if something
+/// embeds it in HTML. Every JSON document of the site goes through it.
+pub(crate) fn inert(text: String) -> String {
     text.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")

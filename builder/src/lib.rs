@@ -6,7 +6,10 @@
 //! ```text
 //! index.html  404.html
 //! users/NAME/index.html, hours.svg, weekdays.svg, last-14-days.svg
+//! users/NAME/badge.svg, year.svg, shields.json          (for READMEs)
 //! languages/index.html  languages/LANG/index.html, xp-per-day.svg
+//! leaderboards/index.html, index.json
+//! leaderboards/PERIOD/[languages/LANG/]index.html, index.json
 //! api/users/name.json   charts/xp-per-minute.svg   static/style.css, favicon.svg
 //! ```
 //!
@@ -14,9 +17,12 @@
 //! network I/O and reads nothing but its templates and assets: its only
 //! input is a [`model::SiteModel`].
 
+pub mod badge;
 mod build;
 pub mod charts;
+mod embed;
 pub mod json;
+mod leaderboards;
 pub mod level;
 pub mod model;
 pub mod paths;
@@ -25,6 +31,7 @@ pub mod serve;
 pub mod text;
 mod view;
 mod write;
+pub mod year;
 
 use std::path::{Path, PathBuf};
 

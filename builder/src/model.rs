@@ -27,6 +27,68 @@ pub struct SiteModel {
     pub profiles: Vec<ProfileModel>,
     /// Languages with public XP, any order (listed by total XP).
     pub languages: Vec<LanguageModel>,
+    /// The leaderboards: public users who did not leave them.
+    #[serde(default)]
+    pub leaderboards: LeaderboardsModel,
+}
+
+/// What a leaderboard counts: XP on local dates from the start of this
+/// week (Monday), this month, this year (UTC calendar, `since`), or ever.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Week,
+    Month,
+    Year,
+    All,
+}
+
+impl Period {
+    /// Every period, in the order pages list them.
+    pub const ALL: [Period; 4] = [Period::Week, Period::Month, Period::Year, Period::All];
+
+    /// The path segment and JSON name: `week`, `month`, `year`, `all`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Period::Week => "week",
+            Period::Month => "month",
+            Period::Year => "year",
+            Period::All => "all",
+        }
+    }
+}
+
+/// Every leaderboard of one build.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LeaderboardsModel {
+    /// One board per period and language: overall boards (`language:
+    /// None`) for every period, and per-language boards for the languages
+    /// the jobs chose (the most public XP ever), any order.
+    pub boards: Vec<Leaderboard>,
+}
+
+/// One leaderboard: who earned the most XP in a period, overall or in one
+/// language.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Leaderboard {
+    pub period: Period,
+    /// `None`: every language.
+    pub language: Option<String>,
+    /// The first local date counted; `None` for all time.
+    pub since: Option<NaiveDate>,
+    /// Best first: XP descending, ties by username (case-insensitive, then
+    /// as written); at most the jobs' board size. Users with no XP in the
+    /// period are left out.
+    pub entries: Vec<LeaderEntry>,
+}
+
+/// A place on a leaderboard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaderEntry {
+    /// 1-based; equal XP shares a rank (1, 2, 2, 4).
+    pub rank: u32,
+    pub username: String,
+    pub xp: u64,
 }
 
 /// A name with an amount of XP: a language, a user, a machine.

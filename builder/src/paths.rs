@@ -25,6 +25,8 @@ use std::path::PathBuf;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
+use crate::model::Period;
+
 /// Longest segment written, in bytes (file systems allow 255; `.json` and
 /// temporary-file affixes need room).
 pub const MAX_SEGMENT_BYTES: usize = 160;
@@ -39,6 +41,17 @@ pub const API_USERS_DIR: &str = "api/users";
 pub const API_CODING_DIR: &str = "api/coding";
 /// Folder of the static assets.
 pub const STATIC_DIR: &str = "static";
+/// Folder of the leaderboards: `leaderboards/PERIOD/` for the overall
+/// boards, `leaderboards/PERIOD/languages/LANG/` for one language's.
+pub const LEADERBOARDS_DIR: &str = "leaderboards";
+/// Folder of a period's language boards, inside the period's folder.
+pub const BOARD_LANGUAGES_DIR: &str = "languages";
+
+/// Files of a profile that READMEs embed, inside its folder: the level
+/// badge, the year grid and the shields.io endpoint document.
+pub const BADGE_SVG: &str = "badge.svg";
+pub const YEAR_SVG: &str = "year.svg";
+pub const SHIELDS_JSON: &str = "shields.json";
 
 /// Characters escaped in a URL: everything a segment holds except the
 /// unreserved ASCII set. Only non-ASCII bytes are ever hit.
@@ -136,6 +149,29 @@ pub fn api_coding_url(username: &str) -> String {
         "/{API_CODING_DIR}/{}.json",
         url_segment(&username.to_lowercase())
     )
+}
+
+/// URL of a leaderboard's page, e.g. `/leaderboards/week/` or
+/// `/leaderboards/week/languages/C~2FC~2B~2B/`.
+pub fn leaderboard_url(period: Period, language: Option<&str>) -> String {
+    match language {
+        None => format!("/{LEADERBOARDS_DIR}/{}/", period.slug()),
+        Some(l) => format!(
+            "/{LEADERBOARDS_DIR}/{}/{BOARD_LANGUAGES_DIR}/{}/",
+            period.slug(),
+            url_segment(l)
+        ),
+    }
+}
+
+/// Folder of a leaderboard's page and JSON, relative to the output
+/// directory.
+pub fn leaderboard_dir(period: Period, language: Option<&str>) -> PathBuf {
+    let dir = PathBuf::from(LEADERBOARDS_DIR).join(period.slug());
+    match language {
+        None => dir,
+        Some(l) => dir.join(BOARD_LANGUAGES_DIR).join(segment(l)),
+    }
 }
 
 /// Folder of a user's pages, relative to the output directory.
@@ -264,5 +300,18 @@ mod tests {
             PathBuf::from("api/users/alice.json")
         );
         assert_eq!(user_dir(".."), PathBuf::from("users/~2E."));
+        assert_eq!(leaderboard_url(Period::Week, None), "/leaderboards/week/");
+        assert_eq!(
+            leaderboard_url(Period::All, Some("C/C++")),
+            "/leaderboards/all/languages/C~2FC~2B~2B/"
+        );
+        assert_eq!(
+            leaderboard_dir(Period::Month, Some("..")),
+            PathBuf::from("leaderboards/month/languages/~2E.")
+        );
+        assert_eq!(
+            leaderboard_dir(Period::Year, None),
+            PathBuf::from("leaderboards/year")
+        );
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tera::{Context, Filter, Tera, Value};
 
+use crate::model::Period;
 use crate::{Error, paths, text};
 
 /// The templates, embedded in the binary. A template directory given to
@@ -29,6 +30,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "languages.html",
         include_str!("../../templates/languages.html"),
+    ),
+    (
+        "leaderboards.html",
+        include_str!("../../templates/leaderboards.html"),
+    ),
+    (
+        "leaderboard.html",
+        include_str!("../../templates/leaderboard.html"),
     ),
     ("404.html", include_str!("../../templates/404.html")),
     // Accounts on the web, rendered per request by `serve` (crate `web`).
@@ -98,6 +107,33 @@ impl Filter for UrlFilter {
             .as_str()
             .ok_or_else(|| tera::Error::msg("url filters take a string"))?;
         Ok(Value::String((self.0)(name)))
+    }
+
+    fn is_safe(&self) -> bool {
+        true
+    }
+}
+
+/// `{{ period | board_url(language=name) }}`: the URL of a leaderboard's
+/// page, `language` null or absent for the overall board. Safe like
+/// [`UrlFilter`]'s output.
+struct BoardUrlFilter;
+
+impl Filter for BoardUrlFilter {
+    fn filter(&self, value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let slug = value
+            .as_str()
+            .ok_or_else(|| tera::Error::msg("board_url takes a period"))?;
+        let period = Period::ALL
+            .into_iter()
+            .find(|p| p.slug() == slug)
+            .ok_or_else(|| tera::Error::msg(format!("board_url: no period {slug:?}")))?;
+        let language = match args.get("language") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(l)) => Some(l.as_str()),
+            Some(_) => return Err(tera::Error::msg("board_url: language is a string")),
+        };
+        Ok(Value::String(paths::leaderboard_url(period, language)))
     }
 
     fn is_safe(&self) -> bool {
@@ -183,6 +219,7 @@ impl Renderer {
         tera.register_filter("language_url", UrlFilter(paths::language_url));
         tera.register_filter("api_user_url", UrlFilter(paths::api_user_url));
         tera.register_filter("api_coding_url", UrlFilter(paths::api_coding_url));
+        tera.register_filter("board_url", BoardUrlFilter);
         tera.register_filter("num", NumFilter);
         tera.register_filter("no_bidi", NoBidiFilter);
         let mut assets: Vec<(String, Vec<u8>)> = ASSETS
@@ -264,6 +301,32 @@ mod tests {
             out,
             "&lt;a href=&#x27;x&#x27;&gt;&amp;|/users/~3Ca~20href~3D~27x~27~3E~26/|/languages/~3Ca~20href~3D~27x~27~3E~26/"
         );
+    }
+
+    #[test]
+    fn board_urls() {
+        let mut r = Renderer::new(None).unwrap();
+        r.tera
+            .add_raw_template(
+                "t.html",
+                "{{ p | board_url }}|{{ p | board_url(language=l) }}|{{ p | board_url(language=n) }}",
+            )
+            .unwrap();
+        let out = r
+            .render(
+                "t.html",
+                &serde_json::json!({"p": "month", "l": "C/C++", "n": null}),
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "/leaderboards/month/|/leaderboards/month/languages/C~2FC~2B~2B/|/leaderboards/month/"
+        );
+        let err = r.render(
+            "t.html",
+            &serde_json::json!({"p": "decade", "l": "x", "n": null}),
+        );
+        assert!(err.is_err());
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //! - `api/users/…` is never answered from the directory: those documents
 //!   go out through ingest's read API only, which checks who is public.
 //! - Content type by extension; `Cache-Control` long and immutable under
-//!   `/static/` (pages link assets with `?v=<hash>`), revalidated elsewhere;
-//!   `ETag` from the content, `If-None-Match` → 304; gzip when accepted.
+//!   `/static/` (pages link assets with `?v=<hash>`), five minutes for the
+//!   files READMEs embed (`users/NAME/badge.svg`, `year.svg`,
+//!   `shields.json`: GitHub's camo and shields.io fetch them through caches
+//!   of their own, and would otherwise ask on every view), revalidated
+//!   elsewhere; `ETag` from the content, `If-None-Match` → 304; gzip when
+//!   accepted.
 //! - Hot files are kept in memory with their gzip variant, checked against
 //!   the file's size, mtime and inode on every request (one `stat`), so a
 //!   rebuilt file or a swapped-in directory is picked up at once.
@@ -39,6 +43,9 @@ pub const CACHE_STATIC: &str = "public, max-age=31536000, immutable";
 /// every use (a 304 while the ETag holds), so a profile made private or
 /// deleted is gone from a browser at once.
 pub const CACHE_PAGES: &str = "public, no-cache";
+/// `Cache-Control` of the files READMEs embed (`users/NAME/badge.svg`,
+/// `year.svg`, `shields.json`): camo and shields.io may keep them 5 minutes.
+pub const CACHE_EMBEDS: &str = "public, max-age=300";
 /// `Cache-Control` of the 404 page.
 pub const CACHE_MISS: &str = "no-cache";
 /// Files larger than this are served but not kept in memory.
@@ -271,11 +278,7 @@ async fn handle(
     if let Some((path, meta)) = site.locate(&segments)
         && let Some(entry) = site.entry(path, &meta).await
     {
-        let cache = if segments.first().map(String::as_str) == Some(paths::STATIC_DIR) {
-            CACHE_STATIC
-        } else {
-            CACHE_PAGES
-        };
+        let cache = cache_control(&segments);
         return respond(&entry, &headers, StatusCode::OK, cache, api, head);
     }
     if api {
@@ -286,6 +289,21 @@ async fn handle(
         return response;
     }
     not_found(&site, &headers, head).await
+}
+
+/// The `Cache-Control` of a file found at `segments`.
+fn cache_control(segments: &[String]) -> &'static str {
+    match segments {
+        [first, ..] if first == paths::STATIC_DIR => CACHE_STATIC,
+        [users, _, file]
+            if users == paths::USERS_DIR
+                && [paths::BADGE_SVG, paths::YEAR_SVG, paths::SHIELDS_JSON]
+                    .contains(&file.as_str()) =>
+        {
+            CACHE_EMBEDS
+        }
+        _ => CACHE_PAGES,
+    }
 }
 
 /// An error answer in the API's shape, `{"error": "..."}`.

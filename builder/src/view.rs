@@ -4,9 +4,11 @@
 use chrono::DateTime;
 use serde::Serialize;
 
+use crate::embed::EmbedView;
+use crate::leaderboards::PeriodLink;
 use crate::model::{
     CodingTime, FrontPageModel, LanguageModel, LanguageXp, MachineXp, NamedSeconds, NamedXp,
-    ProfileModel, SiteModel,
+    Period, ProfileModel, SiteModel,
 };
 use crate::{level, text};
 
@@ -14,7 +16,7 @@ use crate::{level, text};
 pub const TOP_LANGUAGES: usize = 10;
 
 /// Site-wide values every page gets as `site`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SiteView {
     pub name: String,
     /// Base URL plugins send to, e.g. `https://codestats.example.org`.
@@ -163,8 +165,10 @@ pub struct ProfileView {
     pub top_languages: Vec<LevelView>,
     pub other_languages: Vec<LevelView>,
     pub machines: Vec<MachineXp>,
-    /// Inline SVG from `charts::year_grid` (no user text in it).
+    /// Inline SVG from `year::inline_svg` (no user text in it).
     pub year_grid: String,
+    /// Badge, year grid and shields.io snippets for READMEs.
+    pub embed: EmbedView,
     /// `codestats machines add USER MACHINE`, the username shell-quoted.
     pub setup_command: String,
     pub current_streak: u32,
@@ -278,7 +282,7 @@ pub const DAYS14_SVG: &str = "last-14-days.svg";
 pub const LANGUAGE_SVG: &str = "xp-per-day.svg";
 
 impl ProfileView {
-    pub fn new(site: SiteView, p: &ProfileModel, year_grid: String) -> Self {
+    pub fn new(site: SiteView, p: &ProfileModel, year_grid: String, embed: EmbedView) -> Self {
         let mut languages: Vec<LevelView> = p.languages.iter().map(LevelView::language).collect();
         let other_languages = languages.split_off(languages.len().min(TOP_LANGUAGES));
         Self {
@@ -295,6 +299,7 @@ impl ProfileView {
             other_languages,
             machines: p.machines.clone(),
             year_grid,
+            embed,
             setup_command: setup_command(&p.username),
             current_streak: p.current_streak,
             longest_streak: p.longest_streak,
@@ -314,12 +319,15 @@ pub struct LanguageView {
     /// Public time coded in it, when there is any.
     pub coded: Option<String>,
     pub top_users: Vec<Bar>,
+    /// The periods this language has leaderboards for.
+    pub leaderboards: Vec<PeriodLink>,
 }
 
 impl LanguageView {
-    pub fn new(site: SiteView, l: &LanguageModel) -> Self {
+    pub fn new(site: SiteView, l: &LanguageModel, leaderboards: &[Period]) -> Self {
         Self {
             site,
+            leaderboards: PeriodLink::all(leaderboards, None),
             name: l.name.clone(),
             total_xp: l.total_xp,
             users: l.users,

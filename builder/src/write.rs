@@ -6,6 +6,7 @@
 //! then swapped with the output directory ([`publish`]). Every build holds
 //! the directory's [`SiteLock`], so builds in different processes take turns.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -88,6 +89,38 @@ impl<'r> Writer<'r> {
         };
         result.map_err(|e| Error::io("remove", &path, e))?;
         self.report.removed += 1;
+        Ok(())
+    }
+
+    /// Removes every folder directly in `rel` whose name is not in `keep`
+    /// (segments of the names still present); files, and folders whose
+    /// name no segment has (hidden ones), stay. Nothing to do when `rel` is
+    /// missing.
+    pub(crate) fn remove_dirs_except(
+        &mut self,
+        rel: &Path,
+        keep: &HashSet<String>,
+    ) -> Result<(), Error> {
+        check_relative(rel)?;
+        let dir = self.root.join(rel);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("read directory", &dir, e)),
+        };
+        let mut gone = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("read directory", &dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir && !name.starts_with('.') && !keep.contains(&name) {
+                gone.push(name);
+            }
+        }
+        gone.sort();
+        for name in gone {
+            self.remove(&rel.join(name))?;
+        }
         Ok(())
     }
 }

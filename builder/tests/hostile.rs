@@ -64,6 +64,30 @@ fn hostile_site() -> SiteModel {
             username: (*name).to_owned(),
             since: date("2024-05-31"),
         });
+        // on every overall board, and on a board of their own language
+        let rank = i as u32 + 1;
+        for board in site
+            .leaderboards
+            .boards
+            .iter_mut()
+            .filter(|b| b.language.is_none())
+        {
+            board.entries.push(LeaderEntry {
+                rank: 100 + rank,
+                username: (*name).to_owned(),
+                xp: 1,
+            });
+        }
+        site.leaderboards.boards.push(Leaderboard {
+            period: Period::ALL[i % 4],
+            language: Some((*name).to_owned()),
+            since: Some(date("2024-05-27")),
+            entries: vec![LeaderEntry {
+                rank: 1,
+                username: (*name).to_owned(),
+                xp: 1000,
+            }],
+        });
     }
     site
 }
@@ -291,4 +315,94 @@ fn names_cannot_reorder_the_page_around_them() {
     let seg = builder::paths::segment("\u{202e}evil");
     let page = read(&out, &format!("users/{seg}/index.html"));
     assert!(page.contains("<h1><bdi>\u{202e}evil</bdi></h1>"), "{page}");
+}
+
+#[test]
+fn embeds_and_boards_of_hostile_names_are_inert() {
+    let site = hostile_site();
+    let (_tmp, out, _) = build(&site);
+    for name in HOSTILE {
+        let seg = builder::paths::segment(name);
+        let shown = builder::text::for_label(name);
+        let rel = format!("users/{seg}/year.svg");
+        let svg = read(&out, &rel);
+        let doc = parse_svg(&rel, &svg);
+        let heading = doc
+            .descendants()
+            .find(|n| n.attribute("class") == Some("t"))
+            .and_then(|n| n.text());
+        let expected = format!("{shown} — XP in the last year");
+        assert_eq!(heading, Some(expected.as_str()), "{rel}");
+        let rel = format!("users/{seg}/badge.svg");
+        parse_svg(&rel, &read(&out, &rel));
+        for rel in [&rel, &format!("users/{seg}/year.svg")] {
+            let text = read(&out, rel).to_lowercase();
+            assert!(!text.contains("<script"), "{rel}");
+            assert!(!text.contains("<svg onload"), "{rel}");
+        }
+
+        // a language's badge, as the web crate draws it per request
+        let svg = builder::badge::level_badge(name, 6_400);
+        let doc = parse_svg(name, &svg);
+        let spoken = format!("{shown}: level 2 · 6,400 XP");
+        assert_eq!(
+            doc.root_element().attribute("aria-label"),
+            Some(spoken.as_str())
+        );
+        assert!(!svg.to_lowercase().contains("<script"), "{svg}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&builder::badge::shields_json(name, 6_400)).unwrap();
+        assert_eq!(doc["label"], *name);
+    }
+    for b in site
+        .leaderboards
+        .boards
+        .iter()
+        .filter(|b| b.language.is_some())
+    {
+        let dir = builder::paths::leaderboard_dir(b.period, b.language.as_deref());
+        let rel = format!("{}/index.json", dir.display());
+        let doc: serde_json::Value = serde_json::from_str(&read(&out, &rel)).unwrap();
+        assert_eq!(doc["language"].as_str(), b.language.as_deref(), "{rel}");
+        let users: Vec<&str> = doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["user"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = b.entries.iter().map(|e| e.username.as_str()).collect();
+        assert_eq!(users, expected, "{rel}");
+        let page = read(&out, &format!("{}/index.html", dir.display()));
+        check_isolated(&rel, &page);
+    }
+}
+
+#[test]
+fn a_hostile_site_name_is_inert_in_badges_and_snippets() {
+    // the operator's choice, not a user's: escaped, as any text
+    let name = "<script>alert(1)</script>]](x)";
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("site");
+    builder(&out)
+        .with_site_name(name)
+        .build(&fixture())
+        .unwrap();
+    let svg = read(&out, "users/alice/badge.svg");
+    let doc = parse_svg("badge.svg", &svg);
+    let label = doc
+        .descendants()
+        .find(|n| n.has_tag_name("text"))
+        .and_then(|n| n.text());
+    assert_eq!(label, Some("<script>alert(1)</script>]](x)"));
+    assert!(!svg.contains("<script"), "{svg}");
+    let v: serde_json::Value =
+        serde_json::from_str(&read(&out, "users/alice/shields.json")).unwrap();
+    assert_eq!(v["label"], name);
+    let page = read(&out, "users/alice/index.html");
+    let code = unescape_html(&page);
+    assert!(
+        code.contains("[![\\<script\\>alert(1)\\</script\\>\\]\\](x) level](https://"),
+        "{code}"
+    );
+    assert!(code.contains("alt=\"&lt;script&gt;alert(1)&lt;/script&gt;]](x) level\""));
 }

@@ -89,6 +89,37 @@ async fn content_types_and_cache_control() {
             "image/svg+xml",
             serve::CACHE_PAGES,
         ),
+        // what READMEs embed: image proxies may keep it five minutes
+        (
+            "/users/alice/badge.svg",
+            "image/svg+xml",
+            serve::CACHE_EMBEDS,
+        ),
+        (
+            "/users/alice/year.svg",
+            "image/svg+xml",
+            serve::CACHE_EMBEDS,
+        ),
+        (
+            "/users/alice/shields.json",
+            "application/json",
+            serve::CACHE_EMBEDS,
+        ),
+        (
+            "/users/%C3%91and%C3%BA/badge.svg",
+            "image/svg+xml",
+            serve::CACHE_EMBEDS,
+        ),
+        (
+            "/leaderboards/week/",
+            "text/html; charset=utf-8",
+            serve::CACHE_PAGES,
+        ),
+        (
+            "/leaderboards/week/index.json",
+            "application/json",
+            serve::CACHE_PAGES,
+        ),
         (
             "/static/style.css",
             "text/css; charset=utf-8",

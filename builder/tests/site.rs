@@ -18,11 +18,14 @@ fn tree() {
         builder::BuildReport {
             full: true,
             // 4 profiles + front + language list + 4 languages + 404
-            pages: 11,
-            // 3 per profile with XP + 1 per language + front
-            charts: 3 * 3 + 4 + 1,
-            // read API and coding time, per profile
-            json: 2 * 4,
+            // + the leaderboards' index, 4 overall and 5 language boards
+            pages: 11 + 1 + 4 + 5,
+            // 3 per profile with XP + badge and year grid per profile
+            // + 1 per language + front
+            charts: 3 * 3 + 2 * 4 + 4 + 1,
+            // read API, coding time and shields.io, per profile
+            // + the leaderboards' index and boards
+            json: 3 * 4 + 1 + 4 + 5,
             assets: builder::ASSETS.len(),
             removed: 0,
             users: 4,
@@ -41,6 +44,16 @@ fn pages() {
     insta::assert_snapshot!("languages", read(&out, "languages/index.html"));
     insta::assert_snapshot!("language", read(&out, "languages/C~2FC~2B~2B/index.html"));
     insta::assert_snapshot!("not_found", read(&out, "404.html"));
+    insta::assert_snapshot!("leaderboards", read(&out, "leaderboards/index.html"));
+    insta::assert_snapshot!(
+        "leaderboard_language",
+        read(&out, "leaderboards/week/languages/Rust/index.html")
+    );
+    insta::assert_snapshot!("leaderboards_json", read(&out, "leaderboards/index.json"));
+    insta::assert_snapshot!(
+        "leaderboard_json",
+        read(&out, "leaderboards/week/index.json")
+    );
 }
 
 #[test]
@@ -54,6 +67,9 @@ fn charts() {
     );
     insta::assert_snapshot!("language_svg", read(&out, "languages/Rust/xp-per-day.svg"));
     insta::assert_snapshot!("xp_per_minute_svg", read(&out, "charts/xp-per-minute.svg"));
+    insta::assert_snapshot!("badge_svg", read(&out, "users/alice/badge.svg"));
+    insta::assert_snapshot!("shields_json", read(&out, "users/alice/shields.json"));
+    insta::assert_snapshot!("year_svg", read(&out, "users/bob.builder/year.svg"));
     for rel in files(&out).iter().filter(|f| f.ends_with(".svg")) {
         let svg = read(&out, rel);
         if rel.starts_with("static/") {
@@ -131,7 +147,10 @@ fn profile_shows_levels_rest_of_languages_and_setup() {
     assert!(newbie.contains("No XP yet"));
     assert!(newbie.contains("codestats machines add newbie MACHINE"));
     assert!(newbie.contains("https:&#x2F;&#x2F;codestats.example.org/api/my/pulses"));
-    assert!(!newbie.contains("<img"));
+    // no charts without XP: the only image is the badge, which exists
+    assert_eq!(newbie.matches("<img").count(), 1);
+    assert!(newbie.contains("<img src=\"/users/newbie/badge.svg\""));
+    assert!(exists(&out, "users/newbie/badge.svg"));
     assert!(!exists(&out, "users/newbie/hours.svg"));
     // unicode names keep their letters on disk and are percent-encoded in links
     assert!(exists(&out, "users/Ñandú/index.html"));
@@ -146,13 +165,7 @@ fn full_build_removes_users_no_longer_present_and_leaves_no_staging() {
     let mut site = fixture();
     b.build(&site).unwrap();
     assert!(exists(&out, "users/bob.builder/index.html"));
-    site.profiles.retain(|p| p.username != "bob.builder");
-    site.front
-        .most_active_week
-        .retain(|u| u.name != "bob.builder");
-    for l in &mut site.languages {
-        l.top_users.retain(|u| u.name != "bob.builder");
-    }
+    without_user(&mut site, "bob.builder");
     b.build(&site).unwrap();
     assert!(!exists(&out, "users/bob.builder"));
     assert!(!exists(&out, "api/users/bob.builder.json"));
@@ -196,10 +209,12 @@ fn incremental_build_rewrites_only_dirty_users_and_shared_pages() {
     let report = b.build_users(&site, &["alice"]).unwrap();
     assert!(!report.full);
     assert_eq!(report.users, 1);
-    // alice + front + language list + 4 languages + 404
-    assert_eq!(report.pages, 8);
-    // The read-API and coding-time documents.
-    assert_eq!(report.json, 2);
+    // alice + front + language list + 4 languages + 404, and the
+    // leaderboards' index, 4 overall and 5 language boards
+    assert_eq!(report.pages, 8 + 10);
+    // The read-API, coding-time and shields.io documents, and the
+    // leaderboards' index and boards.
+    assert_eq!(report.json, 3 + 10);
     assert_eq!(report.removed, 0);
     assert_eq!(inode(&out, "users/bob.builder/index.html"), bob_page);
     assert_eq!(inode(&out, "api/users/bob.builder.json"), bob_json);
@@ -233,6 +248,9 @@ fn without_user(site: &mut SiteModel, name: &str) {
     site.front.newest_users.retain(|u| u.username != name);
     for l in &mut site.languages {
         l.top_users.retain(|u| u.name != name);
+    }
+    for b in &mut site.leaderboards.boards {
+        b.entries.retain(|e| e.username != name);
     }
 }
 

@@ -1,10 +1,44 @@
 //! Canonical language names: the first spelling seen of a name (compared
 //! case-insensitively) is the one stored, so "rust" after "Rust" counts as
-//! "Rust".
+//! "Rust". And the operators' aliases ([`ShownNames`]), which change what
+//! is shown, never what is stored.
 
-use sql::{Db, languages::LanguageRow, names};
+use sql::{
+    Db,
+    languages::{Aliases, LanguageRow},
+    names,
+};
 use std::{collections::HashMap, sync::Arc};
 use tokio::sync::RwLock;
+
+/// The language aliases in force, as the live feed shows names: reloaded
+/// with the tokens, the defaults until the first load.
+pub struct ShownNames {
+    current: std::sync::RwLock<Arc<Aliases>>,
+}
+
+impl Default for ShownNames {
+    fn default() -> Self {
+        Self {
+            current: std::sync::RwLock::new(Arc::new(Aliases::defaults())),
+        }
+    }
+}
+
+impl ShownNames {
+    pub fn get(&self) -> Arc<Aliases> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub async fn refresh(&self, db: &Db) -> sql::Result<()> {
+        let aliases = Arc::new(Aliases::load(db).await?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = aliases;
+        Ok(())
+    }
+}
 
 #[derive(Default)]
 pub struct Languages {

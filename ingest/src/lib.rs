@@ -147,6 +147,8 @@ pub struct App {
     pub db: Db,
     pub tokens: Arc<tokens::Tokens>,
     pub languages: languages::Languages,
+    /// The language aliases in force, reloaded with the tokens.
+    pub shown_names: Arc<languages::ShownNames>,
     /// Where accepted pulses are made durable before the 201.
     pub log: log::Log,
     /// Copies the log into ClickHouse; its watermark is the rollups'.
@@ -185,6 +187,8 @@ impl App {
         visibility.refresh(&db).await?;
         let languages = languages::Languages::default();
         languages.load(&db).await?;
+        let shown_names = Arc::new(languages::ShownNames::default());
+        shown_names.refresh(&db).await?;
         let log_error = |source| {
             StartError::Log(log::OpenError {
                 dir: config.log_dir.clone(),
@@ -225,12 +229,16 @@ impl App {
         );
         let mut tasks = vec![ship_task];
         let events = events::channel();
-        let live =
-            Arc::new(live::Live::new(visibility.clone()).with_max_streams(config.max_live_streams));
+        let live = Arc::new(
+            live::Live::new(visibility.clone())
+                .with_names(shown_names.clone())
+                .with_max_streams(config.max_live_streams),
+        );
         tasks.push(tokio::spawn(refresh_loop(
             db.clone(),
             tokens.clone(),
             visibility.clone(),
+            shown_names.clone(),
             live.clone(),
             stop.clone(),
         )));
@@ -248,6 +256,7 @@ impl App {
             db,
             tokens,
             languages,
+            shown_names,
             log,
             shipper,
             rate_limit: rate::RateLimit::new(config.rate_per_minute, config.rate_burst),
@@ -309,12 +318,14 @@ impl App {
     }
 }
 
-/// Reloads tokens and the public users every [`tokens::TOKEN_REFRESH`]
-/// until `stop`; a failed reload keeps the last good sets.
+/// Reloads tokens, the public users and the language aliases every
+/// [`tokens::TOKEN_REFRESH`] until `stop`; a failed reload keeps the last
+/// good sets.
 async fn refresh_loop(
     db: Db,
     tokens: Arc<tokens::Tokens>,
     visibility: Arc<visibility::Visibility>,
+    shown_names: Arc<languages::ShownNames>,
     live: Arc<live::Live>,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -339,6 +350,10 @@ async fn refresh_loop(
                 metrics::clickhouse_error("refresh");
                 tracing::warn!(error = %e, "cannot refresh public users; keeping the last set")
             }
+        }
+        if let Err(e) = shown_names.refresh(&db).await {
+            metrics::clickhouse_error("refresh");
+            tracing::warn!(error = %e, "cannot refresh language aliases; keeping the last set");
         }
     }
 }

@@ -39,6 +39,7 @@ use crate::{
     api::users::USER_NOT_FOUND,
     error::AppError,
     events::{PulseEvent, XpItem},
+    languages::ShownNames,
     visibility::Visibility,
 };
 use axum::{
@@ -50,6 +51,7 @@ use axum::{
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use futures::StreamExt;
 use serde::Serialize;
+use sql::languages::Aliases;
 use sse_stream::Sse;
 use std::{
     collections::{HashMap, VecDeque},
@@ -141,7 +143,20 @@ struct FrontData<'a> {
 }
 
 impl Frame {
-    fn encode(e: &PulseEvent) -> Self {
+    /// The frames of `e`, language names as `aliases` show them (items of
+    /// one shown name summed).
+    fn encode(e: &PulseEvent, aliases: &Aliases) -> Self {
+        let mut xps: Vec<XpItem> = Vec::with_capacity(e.xps.len());
+        for item in &e.xps {
+            let shown = aliases.canonical(&item.language);
+            match xps.iter_mut().find(|x| x.language == shown) {
+                Some(x) => x.xp = x.xp.saturating_add(item.xp),
+                None => xps.push(XpItem {
+                    language: shown.to_owned(),
+                    xp: item.xp,
+                }),
+            }
+        }
         let utc = DateTime::from_timestamp(e.coded_at, 0).unwrap_or_default();
         let coded_at = utc.to_rfc3339_opts(SecondsFormat::Secs, true);
         let coded_at_local = FixedOffset::east_opt(i32::from(e.utc_offset) * 60)
@@ -152,11 +167,11 @@ impl Frame {
             .unwrap_or_else(|| coded_at.clone());
         let front = FrontData {
             user: &e.username,
-            xps: &e.xps,
+            xps: &xps,
             coded_at: &coded_at,
         };
         let profile = ProfileData {
-            xps: &e.xps,
+            xps: &xps,
             coded_at: coded_at.clone(),
             coded_at_local,
             machine: &e.machine,
@@ -215,6 +230,8 @@ pub struct Live {
     front: broadcast::Sender<Msg>,
     shared: Mutex<Shared>,
     visibility: Arc<Visibility>,
+    /// How language names are shown.
+    names: Arc<ShownNames>,
     closed: AtomicBool,
     max_streams: u64,
     pub stats: LiveStats,
@@ -230,10 +247,18 @@ impl Live {
                 max_seq: 0,
             }),
             visibility,
+            names: Arc::default(),
             closed: AtomicBool::new(false),
             max_streams: MAX_STREAMS,
             stats: LiveStats::default(),
         }
+    }
+
+    /// Shows language names as `names` has them (the default: the default
+    /// aliases).
+    pub fn with_names(mut self, names: Arc<ShownNames>) -> Self {
+        self.names = names;
+        self
     }
 
     /// The same with another stream cap (tests).
@@ -297,7 +322,7 @@ impl Live {
     /// for a subscriber. The hub calls it for this node's pulses, the live
     /// relay's poller for other nodes' (`crate::relay`).
     pub(crate) fn publish(&self, event: &PulseEvent) {
-        let mut frame = Frame::encode(event);
+        let mut frame = Frame::encode(event, &self.names.get());
         // The generation first: a user hidden after it makes it stale.
         frame.generation = self.visibility.generation();
         frame.private |= !self.visibility.is_public(frame.user_id);
@@ -547,7 +572,7 @@ mod tests {
 
     #[test]
     fn frames_carry_both_times_and_the_seq() {
-        let f = Frame::encode(&event(7, 1, false));
+        let f = Frame::encode(&event(7, 1, false), &Aliases::defaults());
         assert_eq!(
             std::str::from_utf8(&f.profile).unwrap(),
             "event: pulse\ndata: {\"xps\":[{\"language\":\"Rust\",\"xp\":3}],\

@@ -4,6 +4,7 @@
 
 pub mod coding;
 pub mod compute;
+pub mod leaderboards;
 pub mod lease;
 pub mod rollup;
 pub mod schedule;

@@ -3,9 +3,14 @@
 
 use crate::coding;
 use crate::compute::{self, ProfileInputs, SharedInputs, UserInfo};
+use crate::leaderboards::{self, PeriodStarts};
 use ::builder::{BuildReport, Builder, model::SiteModel};
 use anyhow::Context;
-use sql::{Db, accounts, rollups::Users};
+use sql::{
+    Db, accounts,
+    languages::Aliases,
+    rollups::{UserLanguagePeriods, UserLanguageXp, Users},
+};
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
@@ -225,6 +230,10 @@ impl Rollups {
         let users = accounts::list_users(&self.db)
             .await
             .context("cannot list users")?;
+        // Read once per run: every number of a run uses the same names.
+        let aliases = Aliases::load(&self.db)
+            .await
+            .context("cannot read the language aliases")?;
         let public: Vec<UserInfo> = users
             .iter()
             .filter(|u| !u.is_private())
@@ -314,13 +323,19 @@ impl Rollups {
             _ => Users::Only(&targets),
         };
         let now = now_secs();
-        let inputs = self.profile_inputs(&selection, now).await?;
-        let coding_rows =
+        let inputs = self.profile_inputs(&aliases, &selection, now).await?;
+        let mut coding_rows =
             sql::coding::durations(&self.db, &selection, 0, u16::MAX, self.keystroke_timeout)
                 .await
                 .context("cannot read coding time")?;
+        for row in &mut coding_rows {
+            if aliases.canonical(&row.language) != row.language {
+                row.language = aliases.canonical(&row.language).to_owned();
+            }
+        }
         timer.step("read profile aggregates");
-        let shared_inputs = self.shared_inputs(now).await?;
+        let starts = PeriodStarts::of(compute::local_today(now, 0));
+        let (shared_inputs, periods, left) = self.shared_inputs(&aliases, now, starts).await?;
         timer.step("read shared aggregates");
 
         let target_set: HashSet<u64> = targets.iter().copied().collect();
@@ -346,6 +361,7 @@ impl Rollups {
             .into_iter()
             .map(|(name, seconds)| (name.to_owned(), seconds))
             .collect();
+        let all_names = public_names.clone();
         let ids_by_name: HashMap<String, u64> = target_users
             .iter()
             .map(|u| (u.username.clone(), u.user_id))
@@ -367,6 +383,7 @@ impl Rollups {
                 for l in &mut languages {
                     l.coding_seconds = language_seconds.get(&l.name).copied().unwrap_or(0);
                 }
+                let boards = leaderboards::boards(&all_names, &left, &periods, starts);
                 let n = profiles.len();
                 Ok((
                     SiteModel {
@@ -374,6 +391,7 @@ impl Rollups {
                         front,
                         profiles,
                         languages,
+                        leaderboards: boards,
                     },
                     n,
                 ))
@@ -432,14 +450,19 @@ impl Rollups {
         Ok(report)
     }
 
-    async fn profile_inputs(&self, users: &Users<'_>, now: i64) -> anyhow::Result<ProfileInputs> {
+    async fn profile_inputs(
+        &self,
+        aliases: &Aliases,
+        users: &Users<'_>,
+        now: i64,
+    ) -> anyhow::Result<ProfileInputs> {
         let db = &self.db;
         let since = (now - compute::NEW_XP_WINDOW_SECS).max(0) as u32;
         let (language_days, machines, hours, recent, last, machine_names) = tokio::try_join!(
-            sql::rollups::language_days(db, users),
+            sql::rollups::language_days(db, aliases, users),
             sql::rollups::machines(db, users),
             sql::rollups::hours(db, users),
-            sql::rollups::recent(db, users, since),
+            sql::rollups::recent(db, aliases, users, since),
             sql::rollups::last_pulses(db, users),
             accounts::machine_names(db),
         )
@@ -454,24 +477,43 @@ impl Rollups {
         })
     }
 
-    async fn shared_inputs(&self, now: i64) -> anyhow::Result<SharedInputs> {
+    /// What the front page, the language pages and the leaderboards read:
+    /// the shared inputs, every public user's XP per language and period,
+    /// and who left the leaderboards.
+    async fn shared_inputs(
+        &self,
+        aliases: &Aliases,
+        now: i64,
+        starts: PeriodStarts,
+    ) -> anyhow::Result<(SharedInputs, Vec<UserLanguagePeriods>, HashSet<u64>)> {
         let db = &self.db;
-        let week_start = compute::local_today(now, 0)
-            - chrono::Duration::days(i64::from(compute::WEEK_DAYS - 1));
-        let week_start = week_start.format("%Y-%m-%d").to_string();
+        let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        let week_start = day(compute::local_today(now, 0)
+            - chrono::Duration::days(i64::from(compute::WEEK_DAYS - 1)));
+        let (year, month, week) = (day(starts.year), day(starts.month), day(starts.week));
         let minute_since = (now - compute::XP_PER_MINUTE_WINDOW_SECS).max(0) as u32;
-        let (user_languages, user_languages_week, language_days, xp_per_minute) = tokio::try_join!(
-            sql::rollups::public_user_languages(db, "1970-01-01"),
-            sql::rollups::public_user_languages(db, &week_start),
-            sql::rollups::public_language_days(db),
+        let (periods, user_languages_week, language_days, xp_per_minute, left) = tokio::try_join!(
+            sql::rollups::public_user_language_periods(db, aliases, [&year, &month, &week]),
+            sql::rollups::public_user_languages(db, aliases, &week_start),
+            sql::rollups::public_language_days(db, aliases),
             sql::rollups::public_xp_per_minute(db, minute_since),
+            accounts::preferences::off_leaderboards(db),
         )
         .context("cannot read shared aggregates")?;
-        Ok(SharedInputs {
+        let user_languages = periods
+            .iter()
+            .map(|r| UserLanguageXp {
+                user_id: r.user_id,
+                language: r.language.clone(),
+                xp: r.xp_all,
+            })
+            .collect();
+        let inputs = SharedInputs {
             user_languages,
             user_languages_week,
             language_days,
             xp_per_minute,
-        })
+        };
+        Ok((inputs, periods, left.into_iter().collect()))
     }
 }

@@ -46,12 +46,14 @@ pub const LOCAL_SUFFIX: &str = "_local";
 /// add it here).
 pub fn sharding_key(table: &str) -> Option<&'static str> {
     Some(match table {
-        "users" | "machines" | "pulses" | "xp_hourly" | "heartbeats" | "user_secrets" => "user_id",
+        "users" | "machines" | "pulses" | "xp_hourly" | "heartbeats" | "user_secrets"
+        | "user_preferences" => "user_id",
         "languages" => "cityHash64(name_key)",
         "account_tokens" => "cityHash64(token_hash)",
         "claims" => "cityHash64(claim_key)",
         "live_events" => "user_id",
         "nodes" => "node_id",
+        "language_aliases" => "cityHash64(from_key)",
         _ => return None,
     })
 }

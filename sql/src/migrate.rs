@@ -75,6 +75,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0008_nodes.sql"),
         cluster: None,
     },
+    Migration {
+        version: 9,
+        name: "community",
+        sql: include_str!("../migrations/0009_community.sql"),
+        cluster: None,
+    },
 ];
 
 #[derive(Row, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
 //! What the rollup jobs read: aggregates of `xp_hourly` (summed at insert
 //! time) and of recent raw pulses, for a set of users or for all of them.
+//! Language names come back as shown ([`Aliases`]), grouped by that name.
 
 use crate::{
     db::{Db, placeholders},
     error::Result,
+    languages::Aliases,
 };
 use clickhouse::Row;
 use serde::Deserialize;
@@ -33,9 +35,20 @@ impl Users<'_> {
     }
 }
 
-fn query(db: &Db, template: &str, users: &Users<'_>) -> clickhouse::query::Query {
+/// `template` with `{users}` the users' condition and `{language}` (which
+/// must come before it) the shown language name.
+fn query(
+    db: &Db,
+    template: &str,
+    aliases: &Aliases,
+    users: &Users<'_>,
+) -> clickhouse::query::Query {
     let (condition, ids) = users.condition();
-    let mut q = db.client().query(&template.replace("{users}", &condition));
+    let language = aliases.sql("language");
+    let sql = template
+        .replace("{language}", &language.expr)
+        .replace("{users}", &condition);
+    let mut q = language.bind(db.client().query(&sql));
     for id in ids {
         q = q.bind(id);
     }
@@ -52,11 +65,16 @@ pub struct LanguageDayXp {
     pub xp: u64,
 }
 
-pub async fn language_days(db: &Db, users: &Users<'_>) -> Result<Vec<LanguageDayXp>> {
+pub async fn language_days(
+    db: &Db,
+    aliases: &Aliases,
+    users: &Users<'_>,
+) -> Result<Vec<LanguageDayXp>> {
     Ok(query(
         db,
-        "SELECT user_id, language, local_date, sum(xp) FROM xp_hourly WHERE {users} \
-         GROUP BY user_id, language, local_date ORDER BY user_id, local_date, language",
+        "SELECT user_id, {language} AS lang, local_date, sum(xp) FROM xp_hourly WHERE {users} \
+         GROUP BY user_id, lang, local_date ORDER BY user_id, local_date, lang",
+        aliases,
         users,
     )
     .fetch_all()
@@ -76,6 +94,7 @@ pub async fn machines(db: &Db, users: &Users<'_>) -> Result<Vec<MachineXpRow>> {
         db,
         "SELECT user_id, machine_id, sum(xp) FROM xp_hourly WHERE {users} \
          GROUP BY user_id, machine_id ORDER BY user_id, machine_id",
+        &Aliases::default(),
         users,
     )
     .fetch_all()
@@ -95,6 +114,7 @@ pub async fn hours(db: &Db, users: &Users<'_>) -> Result<Vec<HourXp>> {
         db,
         "SELECT user_id, local_hour, sum(xp) FROM xp_hourly WHERE {users} \
          GROUP BY user_id, local_hour ORDER BY user_id, local_hour",
+        &Aliases::default(),
         users,
     )
     .fetch_all()
@@ -110,13 +130,20 @@ pub struct RecentXp {
     pub xp: u64,
 }
 
-pub async fn recent(db: &Db, users: &Users<'_>, since: u32) -> Result<Vec<RecentXp>> {
+pub async fn recent(
+    db: &Db,
+    aliases: &Aliases,
+    users: &Users<'_>,
+    since: u32,
+) -> Result<Vec<RecentXp>> {
     let (condition, ids) = users.condition();
-    let mut q = db.client().query(&format!(
-        "SELECT user_id, machine_id, language, sum(xp) FROM pulses \
+    let language = aliases.sql("language");
+    let mut q = language.bind(db.client().query(&format!(
+        "SELECT user_id, machine_id, {} AS lang, sum(xp) FROM pulses \
          WHERE coded_at >= toDateTime(?) AND {condition} \
-         GROUP BY user_id, machine_id, language ORDER BY user_id, machine_id, language"
-    ));
+         GROUP BY user_id, machine_id, lang ORDER BY user_id, machine_id, lang",
+        language.expr
+    )));
     q = q.bind(since);
     for id in ids {
         q = q.bind(id);
@@ -137,6 +164,7 @@ pub async fn last_pulses(db: &Db, users: &Users<'_>) -> Result<Vec<LastPulse>> {
         db,
         "SELECT user_id, max(coded_at), argMax(utc_offset, coded_at) FROM pulses \
          WHERE {users} GROUP BY user_id ORDER BY user_id",
+        &Aliases::default(),
         users,
     )
     .fetch_all()
@@ -189,14 +217,15 @@ pub struct GlobalLanguageDay {
     pub users: u64,
 }
 
-pub async fn public_language_days(db: &Db) -> Result<Vec<GlobalLanguageDay>> {
-    Ok(db
-        .client()
-        .query(
-            "SELECT language, local_date, sum(xp), uniqExact(user_id) FROM xp_hourly \
+pub async fn public_language_days(db: &Db, aliases: &Aliases) -> Result<Vec<GlobalLanguageDay>> {
+    let language = aliases.sql("language");
+    Ok(language
+        .bind(db.client().query(&format!(
+            "SELECT {} AS lang, local_date, sum(xp), uniqExact(user_id) FROM xp_hourly \
              WHERE user_id IN (SELECT user_id FROM users FINAL WHERE deleted = 0 AND private = 0) \
-             GROUP BY language, local_date ORDER BY language, local_date",
-        )
+             GROUP BY lang, local_date ORDER BY lang, local_date",
+            language.expr
+        )))
         .fetch_all()
         .await?)
 }
@@ -211,16 +240,57 @@ pub struct UserLanguageXp {
 }
 
 /// `since_date` is `YYYY-MM-DD`.
-pub async fn public_user_languages(db: &Db, since_date: &str) -> Result<Vec<UserLanguageXp>> {
-    Ok(db
-        .client()
-        .query(
-            "SELECT user_id, language, sum(xp) FROM xp_hourly \
+pub async fn public_user_languages(
+    db: &Db,
+    aliases: &Aliases,
+    since_date: &str,
+) -> Result<Vec<UserLanguageXp>> {
+    let language = aliases.sql("language");
+    Ok(language
+        .bind(db.client().query(&format!(
+            "SELECT user_id, {} AS lang, sum(xp) FROM xp_hourly \
              WHERE local_date >= toDate(?) AND user_id IN \
                 (SELECT user_id FROM users FINAL WHERE deleted = 0 AND private = 0) \
-             GROUP BY user_id, language ORDER BY user_id, language",
-        )
+             GROUP BY user_id, lang ORDER BY user_id, lang",
+            language.expr
+        )))
         .bind(since_date)
         .fetch_all()
         .await?)
+}
+
+/// Public XP per user and language for the leaderboards: ever, and since
+/// each of three local dates (the starts of this year, month and week).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct UserLanguagePeriods {
+    pub user_id: u64,
+    pub language: String,
+    pub xp_all: u64,
+    pub xp_year: u64,
+    pub xp_month: u64,
+    pub xp_week: u64,
+}
+
+/// Dates are `YYYY-MM-DD`: `[year, month, week]` starts. Every public
+/// user's, all time: the all-time column is the front page's and language
+/// pages' "ever" too.
+pub async fn public_user_language_periods(
+    db: &Db,
+    aliases: &Aliases,
+    starts: [&str; 3],
+) -> Result<Vec<UserLanguagePeriods>> {
+    let language = aliases.sql("language");
+    let mut q = language.bind(db.client().query(&format!(
+        "SELECT user_id, {} AS lang, sum(xp), \
+             sumIf(xp, local_date >= toDate(?)), sumIf(xp, local_date >= toDate(?)), \
+             sumIf(xp, local_date >= toDate(?)) \
+         FROM xp_hourly WHERE user_id IN \
+            (SELECT user_id FROM users FINAL WHERE deleted = 0 AND private = 0) \
+         GROUP BY user_id, lang ORDER BY user_id, lang",
+        language.expr
+    )));
+    for start in starts {
+        q = q.bind(start);
+    }
+    Ok(q.fetch_all().await?)
 }

@@ -1,7 +1,7 @@
-//! `codestats users …` and `codestats machines …`.
+//! `codestats users …`, `codestats languages …` and `codestats machines …`.
 
 use crate::{
-    cli::{InvitesCommand, MachinesCommand, UsersCommand},
+    cli::{InvitesCommand, LanguagesCommand, MachinesCommand, UsersCommand},
     config::Config,
     output::outln,
     store::Store,
@@ -49,17 +49,34 @@ pub async fn users(config: &Config, store: &Store, cmd: UsersCommand) -> anyhow:
                 )?;
             }
         }
-        UsersCommand::Set { name, private, .. } => {
-            let user = accounts::set_private(db, &name, private).await?;
-            eprintln!(
-                "user {:?} is now {}",
-                user.username,
-                if user.is_private() {
-                    "private"
-                } else {
-                    "public"
-                }
-            );
+        UsersCommand::Set {
+            name,
+            private,
+            public,
+            leaderboards,
+            no_leaderboards,
+        } => {
+            let mut user = accounts::get_user(db, &name).await?;
+            if private || public {
+                user = accounts::set_user_private(db, user, private).await?;
+                eprintln!(
+                    "user {:?} is now {}",
+                    user.username,
+                    if user.is_private() {
+                        "private"
+                    } else {
+                        "public"
+                    }
+                );
+            }
+            if leaderboards || no_leaderboards {
+                accounts::preferences::set_leaderboards(db, &user, leaderboards).await?;
+                eprintln!(
+                    "user {:?} is {} the leaderboards (from the next rollup)",
+                    user.username,
+                    if leaderboards { "on" } else { "off" }
+                );
+            }
         }
         UsersCommand::ResetPassword { name } => {
             let user = accounts::get_user(db, &name).await?;
@@ -77,6 +94,38 @@ pub async fn users(config: &Config, store: &Store, cmd: UsersCommand) -> anyhow:
                 "deleted user {:?} with their machines and XP",
                 user.username
             );
+        }
+    }
+    Ok(())
+}
+
+pub async fn languages(store: &Store, cmd: LanguagesCommand) -> anyhow::Result<()> {
+    use sql::languages::aliases;
+    let db = &store.db;
+    match cmd {
+        LanguagesCommand::Alias { from, to } => {
+            let alias = aliases::set(db, &from, &to).await?;
+            eprintln!(
+                "{:?} now shows as {:?}: all history at the next full rollup",
+                alias.from, alias.to
+            );
+        }
+        LanguagesCommand::Unalias { from } => {
+            let alias = aliases::remove(db, &from).await?;
+            eprintln!(
+                "{:?} no longer shows as {:?}: all history at the next full rollup",
+                alias.from, alias.to
+            );
+        }
+        LanguagesCommand::List => {
+            for alias in aliases::Aliases::load(db).await?.iter() {
+                outln!(
+                    "{}\t{}\t{}",
+                    alias.from,
+                    alias.to,
+                    if alias.default { "default" } else { "set" }
+                )?;
+            }
         }
     }
     Ok(())

@@ -40,6 +40,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Languages(cmd) => {
+            with_store(&config, async |store| accounts::languages(store, cmd).await).await
+        }
         Command::Invites(cmd) => {
             with_store(&config, async |store| {
                 accounts::invites(&config, store, cmd).await

@@ -182,6 +182,10 @@ async fn serve(
     let router = if roles.web {
         router.fallback_service(
             builder::serve::router(site)
+                .layer(axum::middleware::from_fn_with_state(
+                    web.clone(),
+                    web::embeds::site_gate,
+                ))
                 .layer(axum::middleware::from_fn(ingest::metrics::track_site)),
         )
     } else {

@@ -9,6 +9,7 @@
 //! shared pages rebuilt).
 
 pub mod config;
+pub mod embeds;
 mod error;
 mod export;
 mod form;
@@ -117,6 +118,7 @@ pub fn router(web: WebState) -> Router {
         .route("/my/machines/{id}/{action}", post(machines::change))
         .route("/my/preferences", get(prefs::show))
         .route("/my/preferences/privacy", post(prefs::privacy))
+        .route("/my/preferences/leaderboards", post(prefs::leaderboards))
         .route("/my/preferences/email", post(prefs::email))
         .route("/my/preferences/password", post(prefs::password))
         .route("/my/preferences/sessions", post(prefs::end_sessions))

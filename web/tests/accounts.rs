@@ -46,6 +46,10 @@ async fn every_form_refuses_a_missing_or_foreign_csrf_token() {
         (format!("/my/machines/{machine}/delete"), vec![]),
         ("/my/preferences/privacy".into(), vec![("private", "1")]),
         (
+            "/my/preferences/leaderboards".into(),
+            vec![("leaderboards", "0")],
+        ),
+        (
             "/my/preferences/email".into(),
             vec![("email", "x@example.com")],
         ),
@@ -590,6 +594,59 @@ async fn privacy_takes_effect_at_once() {
     )
     .await;
     assert!(t.app.visibility.is_public(user.user_id));
+}
+
+/// Leaving the leaderboards is stored, keeps the profile public, and asks
+/// the site for a rollup; joining again undoes it.
+#[tokio::test]
+async fn leaving_the_leaderboards_keeps_the_profile_public() {
+    let t = WebTest::start(sql::test_db!()).await;
+    let b = t.browser();
+    b.signup("mo", PASSWORD).await;
+    let user = sql::accounts::get_user(&t.db, "mo").await.unwrap();
+    let listed = || async {
+        sql::accounts::preferences::of_user(&t.db, user.user_id)
+            .await
+            .unwrap()
+            .on_leaderboards()
+    };
+    assert!(listed().await);
+    let prefs = b.get("/my/preferences").await;
+    assert!(prefs.body.contains("<strong>listed</strong>"));
+    let bad = b
+        .submit(
+            "/my/preferences",
+            "/my/preferences/leaderboards",
+            &[("leaderboards", "maybe")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(listed().await);
+    let done = b
+        .submit(
+            "/my/preferences",
+            "/my/preferences/leaderboards",
+            &[("leaderboards", "0")],
+        )
+        .await;
+    assert_eq!(done.location(), Some("/my/preferences?notice=unlisted"));
+    assert!(!listed().await);
+    assert!(t.app.visibility.is_public(user.user_id));
+    {
+        let changes = t.site_changes.lock().unwrap();
+        let last = changes.last().unwrap();
+        assert_eq!((last.user_id, last.public), (user.user_id, true));
+    }
+    let prefs = b.get("/my/preferences?notice=unlisted").await;
+    assert!(prefs.body.contains("<strong>not listed</strong>"));
+    assert!(prefs.body.contains("You left the leaderboards"));
+    b.submit(
+        "/my/preferences",
+        "/my/preferences/leaderboards",
+        &[("leaderboards", "1")],
+    )
+    .await;
+    assert!(listed().await);
 }
 
 /// Deleting needs the exact username typed; then the account, its

@@ -1,6 +1,10 @@
 //! A fixture site and small helpers to read what a build wrote.
 #![allow(dead_code)] // each test file uses a different part of the helpers
 
+pub mod boards;
+
+use boards::leaderboards;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -258,6 +262,7 @@ pub fn fixture() -> SiteModel {
             ),
             language("Go", 7_000, &[("Ñandú", 7_000)]),
         ],
+        leaderboards: leaderboards(),
     }
 }
 
@@ -318,6 +323,35 @@ pub fn grep(dir: &Path, needle: &str) -> Vec<String> {
             bytes
                 .windows(needle.len())
                 .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        })
+        .collect()
+}
+
+/// Text of a page with tera's entities turned back into characters.
+pub fn unescape_html(text: &str) -> String {
+    text.replace("&#x2F;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Parses an SVG with a strict XML parser, or panics naming the file.
+pub fn parse_svg<'a>(rel: &str, text: &'a str) -> roxmltree::Document<'a> {
+    roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("{rel} is not well-formed XML: {e}"))
+}
+
+/// The XP per date of a year grid, from its cells' `<title>DATE: XP XP`.
+pub fn grid_cells(doc: &roxmltree::Document<'_>) -> std::collections::BTreeMap<NaiveDate, u64> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .filter_map(|rect| rect.children().find(|c| c.has_tag_name("title")))
+        .map(|title| {
+            let text = title.text().unwrap_or_default();
+            let (day, xp) = text.split_once(": ").expect("DATE: XP XP");
+            let xp = xp.strip_suffix(" XP").expect("ends in XP").replace(',', "");
+            (date(day), xp.parse().expect("a number"))
         })
         .collect()
 }

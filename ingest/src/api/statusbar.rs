@@ -167,8 +167,13 @@ async fn coding_days(
         app.keystroke_timeout,
     )
     .await?;
+    let aliases = app.shown_names.get();
     let mut days: BTreeMap<NaiveDate, Vec<CodingRow>> = BTreeMap::new();
-    for row in rows {
+    for mut row in rows {
+        // Summed per shown name by `day_summary`.
+        if aliases.canonical(&row.language) != row.language {
+            row.language = aliases.canonical(&row.language).to_owned();
+        }
         days.entry(day_date(row.local_date)).or_default().push(row);
     }
     Ok(days)

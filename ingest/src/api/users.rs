@@ -90,6 +90,14 @@ impl ReadApi {
         }
     }
 
+    /// The published read-API document of `username` (the Code::Stats
+    /// JSON) and its ETag, if there is one. The caller checks who is
+    /// public.
+    pub async fn published(&self, username: &str) -> Option<(Bytes, HeaderValue)> {
+        let doc = self.document(username, Kind::Xp).await?;
+        Some((doc.body.clone(), doc.etag.clone()))
+    }
+
     /// The published document of `username`, if there is one.
     async fn document(&self, username: &str, kind: Kind) -> Option<Arc<Document>> {
         let files = self.files.as_ref()?;

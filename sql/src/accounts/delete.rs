@@ -56,14 +56,14 @@ pub async fn mark_machines_deleted(db: &Db, user_id: u64) -> Result<()> {
 }
 
 /// The user's rows leave ClickHouse — pulses, hourly XP, password,
-/// sessions and links (mutations: gone within moments). The user's own
+/// sessions and links, preferences (mutations: gone within moments). The user's own
 /// row stays, marked deleted, until [`delete_user_row`], so a delete that
 /// stops half way is found and finished. The machines' deleted marks stay
 /// (they hold no XP), so a pulse still in some ingest log is dropped when
 /// it is shipped. Safe to repeat.
 pub async fn delete_user_rows(db: &Db, user_id: u64) -> Result<()> {
     delete_pulses(db, "user_id", user_id).await?;
-    for table in ["user_secrets", "account_tokens"] {
+    for table in ["user_secrets", "account_tokens", "user_preferences"] {
         db.delete_where(table, "user_id = ?", user_id).await?;
     }
     Ok(())

@@ -17,6 +17,7 @@ use crate::{
 
 mod delete;
 pub mod machines;
+pub mod preferences;
 pub mod secrets;
 
 use clickhouse::Row;

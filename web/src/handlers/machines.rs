@@ -30,6 +30,10 @@ pub(crate) fn notice_text(code: &str) -> Option<&'static str> {
         "email" => "Email saved.",
         "private" => "Your profile is private now: its pages are gone.",
         "public" => "Your profile is public now.",
+        "listed" => "You are on the leaderboards again, from the next rollup (within a minute).",
+        "unlisted" => {
+            "You left the leaderboards: you are off every one from the next rollup (within a minute)."
+        }
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
-//! `/my/preferences`: privacy, email, password, sessions, deleting the
-//! account.
+//! `/my/preferences`: privacy, the leaderboards, email, password,
+//! sessions, deleting the account.
 
 use super::{
     Empty, NoticeQuery, email_problem, machines::notice_text, password_problem, reload_tokens,
@@ -25,17 +25,20 @@ use sql::{account_tokens, accounts};
 #[derive(Serialize)]
 struct PreferencesView {
     private: bool,
+    leaderboards: bool,
     email: String,
     min_password: usize,
 }
 
-fn page(visitor: &Visitor) -> Result<Page<PreferencesView>, WebError> {
+async fn page(web: &WebState, visitor: &Visitor) -> Result<Page<PreferencesView>, WebError> {
     let user = &visitor.require()?.user;
+    let prefs = accounts::preferences::of_user(&web.db, user.user_id).await?;
     Ok(Page::new(
         "account/preferences.html",
         "Preferences",
         PreferencesView {
             private: user.is_private(),
+            leaderboards: prefs.on_leaderboards(),
             email: user.email.clone(),
             min_password: MIN_PASSWORD_CHARS,
         },
@@ -47,7 +50,7 @@ pub async fn show(
     visitor: Visitor,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, WebError> {
-    let mut page = page(&visitor)?;
+    let mut page = page(&web, &visitor).await?;
     if let Some(text) = query.notice.as_deref().and_then(notice_text) {
         page = page.notice(text);
     }
@@ -92,6 +95,39 @@ pub async fn privacy(
 }
 
 #[derive(Deserialize)]
+pub struct LeaderboardsForm {
+    #[serde(default)]
+    leaderboards: String,
+}
+
+/// Lists the user on the leaderboards or leaves them off; the boards
+/// follow at the rollup this asks for.
+pub async fn leaderboards(
+    State(web): State<WebState>,
+    CsrfForm { visitor, form }: CsrfForm<LeaderboardsForm>,
+) -> Result<Response, WebError> {
+    let user = &visitor.require()?.user;
+    let listed = match form.leaderboards.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(WebError::BadRequest("leaderboards must be 0 or 1".into())),
+    };
+    accounts::preferences::set_leaderboards(&web.db, user, listed).await?;
+    tracing::info!(user = %user.username, listed, "leaderboards preference changed");
+    site_changed(
+        &web,
+        SiteChange {
+            user_id: user.user_id,
+            username: user.username.clone(),
+            public: !user.is_private(),
+        },
+    )
+    .await;
+    let notice = if listed { "listed" } else { "unlisted" };
+    Ok(see_other(&format!("/my/preferences?notice={notice}"), &[]))
+}
+
+#[derive(Deserialize)]
 pub struct EmailForm {
     #[serde(default)]
     email: String,
@@ -109,7 +145,9 @@ pub async fn email(
         return respond(
             &web,
             &visitor,
-            page(&visitor)?.error(StatusCode::BAD_REQUEST, problem),
+            page(&web, &visitor)
+                .await?
+                .error(StatusCode::BAD_REQUEST, problem),
         );
     }
     // Where reset links go decides who can take the account over: a
@@ -133,13 +171,22 @@ async fn check_current(
     let key = sql::names::fold(&user.username);
     let limits = &web.login_failures;
     if let Err(wait) = limits.account_any_address.attempt(&key) {
-        return too_many(web, visitor, page(visitor)?, "wrong passwords", wait).map(Some);
+        return too_many(
+            web,
+            visitor,
+            page(web, visitor).await?,
+            "wrong passwords",
+            wait,
+        )
+        .map(Some);
     }
     let stored = accounts::secrets::get(&web.db, user.user_id)
         .await?
         .password_hash;
     if !password::verify(current, Some(stored)).await? {
-        let page = page(visitor)?.error(StatusCode::UNAUTHORIZED, "the current password is wrong");
+        let page = page(web, visitor)
+            .await?
+            .error(StatusCode::UNAUTHORIZED, "the current password is wrong");
         return respond(web, visitor, page).map(Some);
     }
     limits.account_any_address.refund(&key);
@@ -167,7 +214,9 @@ pub async fn password(
         return respond(
             &web,
             &visitor,
-            page(&visitor)?.error(StatusCode::BAD_REQUEST, problem),
+            page(&web, &visitor)
+                .await?
+                .error(StatusCode::BAD_REQUEST, problem),
         );
     }
     let hash = password::hash(form.password).await?;
@@ -218,7 +267,7 @@ pub async fn delete(
         return respond(
             &web,
             &visitor,
-            page(&visitor)?.error(
+            page(&web, &visitor).await?.error(
                 StatusCode::BAD_REQUEST,
                 "to delete the account, type its username exactly",
             ),

@@ -1,4 +1,9 @@
-//! Canonical language names.
+//! Language names: the canonical spelling of each (the first seen, case
+//! aside), and the operators' aliases (`aliases`).
+
+pub mod aliases;
+
+pub use aliases::Aliases;
 
 use crate::{db::Db, error::Result};
 use clickhouse::Row;
