@@ -218,6 +218,13 @@ async fn populate(db: &Db, data: &Path) -> Late {
     )
     .await
     .unwrap();
+    let alice_row = sql::accounts::get_user(db, "alice").await.unwrap();
+    sql::accounts::preferences::set_leaderboards(db, &alice_row, false)
+        .await
+        .unwrap();
+    sql::languages::aliases::set(db, "rustlang", "Rust")
+        .await
+        .unwrap();
 
     let late = user(db, "late").await;
     let late_block = block(db, late, now + 3600, &[1000]).await;
