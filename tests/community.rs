@@ -347,5 +347,8 @@ async fn leaderboards_badges_and_aliases() {
         codestats(d, &["languages", "unalias", "nothing"]).await,
         &["not found"],
     );
-    common::fails(codestats(d, &["users", "set", "alice"]).await, &["required"]);
+    common::fails(
+        codestats(d, &["users", "set", "alice"]).await,
+        &["required"],
+    );
 }
