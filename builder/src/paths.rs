@@ -118,6 +118,30 @@ fn hex16(bytes: &[u8]) -> String {
     })
 }
 
+/// The name `segment` made `segment` from; `None` for a cut segment (its
+/// name is not all there) or anything `segment` does not make.
+pub fn name_of_segment(segment: &str) -> Option<String> {
+    if segment.contains("~~") {
+        return None;
+    }
+    if segment == "~" {
+        return Some(String::new());
+    }
+    let mut bytes = Vec::with_capacity(segment.len());
+    let mut rest = segment.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'~' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// `segment(name)` as it appears in a URL (non-ASCII bytes percent-encoded).
 pub fn url_segment(name: &str) -> String {
     utf8_percent_encode(&segment(name), URL_ESCAPED).to_string()

@@ -39,6 +39,17 @@ pub struct SiteChange {
     pub public: bool,
 }
 
+impl SiteChange {
+    /// `user` as they are now (public unless private).
+    pub fn of(user: &sql::accounts::User) -> Self {
+        Self {
+            user_id: user.user_id,
+            username: user.username.clone(),
+            public: !user.is_private(),
+        }
+    }
+}
+
 /// What the site does when a user changed on the web (went private or
 /// public, deleted, a machine deleted): remove their pages at once if they
 /// are not public, and rebuild theirs and the shared pages. `serve` wires it

@@ -200,15 +200,7 @@ pub async fn change(
                 }
             });
             tracing::info!(user = %user.username, machine = %machine.name, "machine deleted");
-            site_changed(
-                &web,
-                SiteChange {
-                    user_id: user.user_id,
-                    username: user.username.clone(),
-                    public: !user.is_private(),
-                },
-            )
-            .await;
+            site_changed(&web, SiteChange::of(&user)).await;
             "deleted"
         }
         _ => return Err(WebError::NotFound("action")),

@@ -114,15 +114,7 @@ pub async fn leaderboards(
     };
     accounts::preferences::set_leaderboards(&web.db, user, listed).await?;
     tracing::info!(user = %user.username, listed, "leaderboards preference changed");
-    site_changed(
-        &web,
-        SiteChange {
-            user_id: user.user_id,
-            username: user.username.clone(),
-            public: !user.is_private(),
-        },
-    )
-    .await;
+    site_changed(&web, SiteChange::of(user)).await;
     let notice = if listed { "listed" } else { "unlisted" };
     Ok(see_other(&format!("/my/preferences?notice={notice}"), &[]))
 }
