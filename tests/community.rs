@@ -15,16 +15,9 @@ mod common;
 
 use common::{Serve, codestats, ok};
 
+/// A pulse coded now.
 async fn post(base: &str, token: &str, xps: Value) {
-    let coded_at = chrono::Utc::now().to_rfc3339();
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/my/pulses"))
-        .header("X-API-Token", token)
-        .body(json!({"coded_at": coded_at, "xps": xps}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    common::post(base, token, chrono::Utc::now().to_rfc3339(), xps).await;
 }
 
 async fn get(url: &str) -> reqwest::Response {

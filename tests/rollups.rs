@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, path::Path, process::Command};
 
 mod common;
 
-use common::{BIN, Serve};
+use common::{BIN, Serve, post};
 
 /// The ingest API on a loopback port, over `db`.
 async fn ingest_server(db: &Db, data: &Path) -> (String, ingest::AppState) {
@@ -34,17 +34,6 @@ fn rfc3339(utc: i64, offset_minutes: i32) -> String {
         .unwrap()
         .with_timezone(&offset)
         .to_rfc3339()
-}
-
-async fn post(url: &str, token: &str, coded_at: String, xps: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/api/my/pulses"))
-        .header("X-API-Token", token)
-        .body(json!({"coded_at": coded_at, "xps": xps}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
 
 /// The Code::Stats JSON of `user`, computed straight from `pulses`.

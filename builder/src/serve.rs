@@ -199,8 +199,7 @@ fn load(path: &Path) -> Option<Entry> {
     // the file may have been replaced between stat and read: the version
     // then no longer matches and the next request reloads it
     let content_type = content_type(path);
-    let digest = Sha256::digest(&body);
-    let tag: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let tag = content_tag(&body);
     let gzip = if compressible(content_type) && body.len() >= MIN_GZIP {
         let mut encoder = flate2::write::GzEncoder::new(
             Vec::with_capacity(body.len() / 3),
@@ -240,8 +239,15 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Whether `If-None-Match` names this entry (in any encoding).
-fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+/// The ETag of `body`, without its quotes: hex of its SHA-256's first
+/// 12 bytes.
+pub fn content_tag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `If-None-Match` names the entry tagged `tag` (in any encoding).
+pub fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

@@ -329,9 +329,7 @@ impl Rollups {
                 .await
                 .context("cannot read coding time")?;
         for row in &mut coding_rows {
-            if aliases.canonical(&row.language) != row.language {
-                row.language = aliases.canonical(&row.language).to_owned();
-            }
+            aliases.show(&mut row.language);
         }
         timer.step("read profile aggregates");
         let starts = PeriodStarts::of(compute::local_today(now, 0));

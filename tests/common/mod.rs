@@ -168,3 +168,15 @@ impl Serve {
         }
     }
 }
+
+/// Posts one pulse to the plugin API at `url` and asserts its 201.
+pub async fn post(url: &str, token: &str, coded_at: String, xps: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/my/pulses"))
+        .header("X-API-Token", token)
+        .body(serde_json::json!({"coded_at": coded_at, "xps": xps}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}

@@ -25,9 +25,11 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use builder::{badge, paths, serve::CACHE_EMBEDS};
+use builder::{
+    badge, paths,
+    serve::{CACHE_EMBEDS, content_tag, not_modified},
+};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// Longest `language` value looked at; longer is no language (names are
@@ -137,15 +139,9 @@ fn answer(
     headers: &HeaderMap,
     head: bool,
 ) -> Response {
-    let digest = Sha256::digest(content.as_bytes());
-    let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let tag = content_tag(content.as_bytes());
     let etag = format!("\"{tag}\"");
-    let fresh = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().trim_start_matches("W/") == etag);
+    let fresh = not_modified(headers, &tag);
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else if head {

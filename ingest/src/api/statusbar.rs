@@ -171,9 +171,7 @@ async fn coding_days(
     let mut days: BTreeMap<NaiveDate, Vec<CodingRow>> = BTreeMap::new();
     for mut row in rows {
         // Summed per shown name by `day_summary`.
-        if aliases.canonical(&row.language) != row.language {
-            row.language = aliases.canonical(&row.language).to_owned();
-        }
+        aliases.show(&mut row.language);
         days.entry(day_date(row.local_date)).or_default().push(row);
     }
     Ok(days)

@@ -156,6 +156,14 @@ impl Aliases {
         self.targets.get(&key).map_or(name, String::as_str)
     }
 
+    /// Replaces `name` with the name it is shown as, if that differs.
+    pub fn show(&self, name: &mut String) {
+        let shown = self.canonical(name);
+        if shown != name.as_str() {
+            *name = shown.to_owned();
+        }
+    }
+
     /// Every alias in force, by the name it maps (folded).
     pub fn iter(&self) -> impl Iterator<Item = &Alias> {
         self.by_key.values()
@@ -226,21 +234,26 @@ fn checked(name: &str, what: &str) -> Result<String> {
         .ok_or_else(|| Error::Invalid(format!("the {what} name is too long")))
 }
 
-async fn write(db: &Db, row: &AliasRow) -> Result<()> {
-    let mut insert = db.client().insert::<AliasRow>("language_aliases").await?;
-    insert.write(row).await?;
-    insert.end().await?;
-    Ok(())
-}
-
-/// The newest version of the row of `key`, 0 without one.
-async fn current_version(db: &Db, key: &str) -> Result<u64> {
-    Ok(db
+/// Writes the alias row of `from` (as typed) above its newest version.
+async fn write(db: &Db, from: &str, to: &str, deleted: bool) -> Result<()> {
+    let from_key = names::fold(from);
+    let current: u64 = db
         .client()
         .query("SELECT max(version) FROM language_aliases WHERE from_key = ?")
-        .bind(key)
-        .fetch_one::<u64>()
-        .await?)
+        .bind(&from_key)
+        .fetch_one()
+        .await?;
+    let row = AliasRow {
+        from_key,
+        from_name: from.to_owned(),
+        to_name: to.to_owned(),
+        deleted: deleted.into(),
+        version: crate::accounts::bump(current),
+    };
+    let mut insert = db.client().insert::<AliasRow>("language_aliases").await?;
+    insert.write(&row).await?;
+    insert.end().await?;
+    Ok(())
 }
 
 /// Makes `from` (any case) show as `to`, in place of whatever alias `from`
@@ -268,21 +281,7 @@ pub async fn set(db: &Db, from: &str, to: &str) -> Result<Alias> {
             "{pointing:?} are aliases of {from:?}: alias them to {to:?} first, or unalias them"
         )));
     }
-    let version = crate::accounts::version_after(
-        current_version(db, &key).await?,
-        crate::accounts::next_version(),
-    );
-    write(
-        db,
-        &AliasRow {
-            from_key: key,
-            from_name: from.clone(),
-            to_name: to.clone(),
-            deleted: 0,
-            version,
-        },
-    )
-    .await?;
+    write(db, &from, &to, false).await?;
     Ok(Alias {
         from,
         to,
@@ -298,21 +297,7 @@ pub async fn remove(db: &Db, from: &str) -> Result<Alias> {
     let Some(alias) = aliases.by_key.get(&key).cloned() else {
         return Err(Error::NotFound(format!("alias {from:?}")));
     };
-    let version = crate::accounts::version_after(
-        current_version(db, &key).await?,
-        crate::accounts::next_version(),
-    );
-    write(
-        db,
-        &AliasRow {
-            from_key: key,
-            from_name: alias.from.clone(),
-            to_name: alias.to.clone(),
-            deleted: 1,
-            version,
-        },
-    )
-    .await?;
+    write(db, &alias.from, &alias.to, true).await?;
     Ok(alias)
 }
 
